@@ -1,0 +1,91 @@
+"""Config dataclasses, one per stage. Every field carries `help`; constraints are checked on creation.
+
+The CLI builds its flags from these, so a field's help text is also its `--help` line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_MATH_INSTRUCTION = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+DEFAULT_CODE_INSTRUCTION = (
+    "{problem}\n\nWrite a self-contained Python solution in a single ```python code block."
+)
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """How a source row becomes the chat messages the policy sees."""
+
+    math_instruction: str = field(
+        default=DEFAULT_MATH_INSTRUCTION,
+        metadata={"help": "User-message template for math problems; `{problem}` is replaced by the problem text."},
+    )
+    code_instruction: str = field(
+        default=DEFAULT_CODE_INSTRUCTION,
+        metadata={"help": "User-message template for code problems; `{problem}` is replaced by the problem text."},
+    )
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "Optional system message put before the user message."}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("math_instruction", "code_instruction"):
+            if "{problem}" not in getattr(self, name):
+                raise ValueError(f"PromptConfig.{name} must contain '{{problem}}'")
+
+    def messages(self, domain: str, problem: str) -> tuple[tuple[str, str], ...]:
+        template = self.math_instruction if domain == "math" else self.code_instruction
+        user = ("user", template.format(problem=problem))
+        return ((("system", self.system_prompt),) if self.system_prompt else ()) + (user,)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How answers are sampled under the initial policy."""
+
+    k: int = field(default=8, metadata={"help": "Samples per query (the paper's k)."})
+    max_new_tokens: int = field(default=256, metadata={"help": "Maximum generated tokens per sample."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (>0)."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass in (0, 1]."})
+    seed: int = field(default=0, metadata={"help": "Base seed; the same seed gives the same profiles."})
+    batch_queries: int = field(
+        default=8,
+        metadata={"help": "Queries per generate call (each with k samples, so batch_queries*k sequences)."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"SamplingConfig.k must be >= 1, got {self.k}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"SamplingConfig.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature <= 0:
+            raise ValueError(f"SamplingConfig.temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"SamplingConfig.top_p must be in (0, 1], got {self.top_p}")
+        if self.batch_queries < 1:
+            raise ValueError(f"SamplingConfig.batch_queries must be >= 1, got {self.batch_queries}")
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """Where and how profiles are written."""
+
+    out_dir: str = field(metadata={"help": "Directory for profile shards, rejects and the summary."})
+    shard_index: int = field(default=0, metadata={"help": "This worker's shard (0-based)."})
+    num_shards: int = field(default=1, metadata={"help": "Total number of workers; queries are split by id hash."})
+    limit: int | None = field(default=None, metadata={"help": "Profile only the first N queries of the source."})
+    keep_completions: bool = field(
+        default=True, metadata={"help": "Store raw completions in the profiles (for the `raw` config)."}
+    )
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+
+    def __post_init__(self) -> None:
+        if self.num_shards < 1:
+            raise ValueError(f"ProfileConfig.num_shards must be >= 1, got {self.num_shards}")
+        if not 0 <= self.shard_index < self.num_shards:
+            raise ValueError(
+                f"ProfileConfig.shard_index must be in [0, {self.num_shards}), got {self.shard_index}"
+            )
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"ProfileConfig.limit must be >= 1, got {self.limit}")
