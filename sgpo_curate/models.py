@@ -58,7 +58,7 @@ def build_tiny_model(
     hidden_size: int = 128,
     num_layers: int = 4,
     num_heads: int = 4,
-    max_positions: int = 512,
+    max_positions: int = 2048,
     seed: int = 0,
 ):
     """A randomly initialised character-level `LlamaForCausalLM` and its tokenizer.

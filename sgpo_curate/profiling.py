@@ -1,0 +1,418 @@
+"""Profiling: k samples per query under the initial policy, verified, one `QueryProfile` per query.
+
+    summary = profile(queries, sampler, verifier, ProfileConfig(out_dir="runs/p"), SamplingConfig(k=8))
+
+How it stays cheap and safe on long runs:
+- Streaming: queries are taken `batch_queries` at a time; each chunk's profiles are written as one
+  parquet part, atomically (temp file + rename), so memory does not grow with the dataset and a
+  killed run (Ctrl-C or SIGKILL) loses at most the chunk in flight.
+- Resume: rerunning the same command skips ids already in finished parts. Chunks are cut from the
+  same query order and seeded from their ids, so a resumed run writes exactly what an uninterrupted
+  one would have.
+- Sharding: `shard_index/num_shards` splits queries by a hash of their id (deterministic, order
+  free); each worker writes its own `shard-i-of-n/` folder and `merge` joins them.
+- Overlap: the verifier of chunk i runs in a background thread (its own process pool does the work)
+  while chunk i+1 is generated.
+
+Layout of `out_dir`: `run.json` (model, sampling, verifier, versions), `shard-*/part-*.parquet`,
+`shard-*/rejects.jsonl`, `shard-*/DONE.json` (the shard's summary), `profiles.parquet` (merged).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sgpo_curate.config import ProfileConfig, SamplingConfig
+from sgpo_curate.records import Query, QueryProfile
+
+logger = logging.getLogger(__name__)
+
+PROFILES_FILE = "profiles.parquet"
+RUN_FILE = "run.json"
+# Run settings that must match between a run and its resume: mixing them would corrupt the profile.
+RUN_IDENTITY = ("model", "sampling", "verifier", "source")
+HISTOGRAM_EDGES = (0.0, 0.25, 0.5, 0.75, 1.0)
+PACKAGES = ("sgpo-curate", "torch", "transformers", "math-verify", "datasets", "trl")
+
+
+@dataclass
+class ProfileSummary:
+    """Totals of a profiling run (this shard, finished work included)."""
+
+    out_dir: str
+    queries: int = 0
+    samples: int = 0
+    unverifiable_samples: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    num_parameters: int = 0
+    resumed_queries: int = 0
+    wall_seconds: float = 0.0
+    histogram: dict[str, int] = field(default_factory=dict)
+    rejects: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def generation_tokens(self) -> int:
+        """Tokens the model processed: every prompt once per sample, plus every generated token."""
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def flops(self) -> float:
+        """Estimated generation FLOPs, 2 x parameters x processed tokens."""
+        return 2.0 * self.num_parameters * self.generation_tokens
+
+    def format(self) -> str:
+        lines = [
+            f"profiled {self.queries} queries ({self.resumed_queries} from earlier runs), {self.samples} samples",
+            f"tokens: {self.completion_tokens:,} generated, {self.prompt_tokens:,} prompt; "
+            f"estimated FLOPs {self.flops:.3g} (2 x {self.num_parameters:,} params x tokens)",
+        ]
+        if self.unverifiable_samples:
+            lines.append(f"unverifiable samples (gold answer did not parse): {self.unverifiable_samples}")
+        if self.rejects:
+            lines.append("rejected source rows: " + ", ".join(f"{r}: {n}" for r, n in self.rejects.items()))
+        lines.append("pass-rate histogram:")
+        width = max(self.histogram.values(), default=0) or 1
+        for bucket, count in self.histogram.items():
+            lines.append(f"  {bucket:>12} {count:6d} {'#' * round(30 * count / width)}")
+        lines.append(f"profiles: {self.out_dir}")
+        return "\n".join(lines)
+
+
+def shard_of(query_id: str, num_shards: int) -> int:
+    """Which shard a query belongs to: a stable hash of its id, independent of order."""
+    return int.from_bytes(hashlib.sha1(query_id.encode()).digest()[:8], "big") % num_shards
+
+
+def shard_dir(out_dir: str | os.PathLike, shard_index: int, num_shards: int) -> Path:
+    return Path(out_dir) / f"shard-{shard_index:05d}-of-{num_shards:05d}"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def describe_run(sampler, verifier, sampling: SamplingConfig, source: str, source_license: str = "unknown") -> dict:
+    """What `run.json` records: enough to reproduce the profile and to write the dataset card."""
+    return {
+        "model": sampler.model_name,
+        "model_revision": sampler.model_revision,
+        "num_parameters": sampler.num_parameters,
+        "sampler": sampler.name,
+        "sampling": asdict(sampling),
+        "verifier": getattr(verifier, "name", type(verifier).__name__),
+        "verifier_version": getattr(verifier, "version", None),
+        "source": source,
+        "source_license": source_license,
+        "date": dt.date.today().isoformat(),
+        "package_versions": package_versions(),
+    }
+
+
+def _write_run_info(out_dir: Path, info: dict) -> None:
+    path = out_dir / RUN_FILE
+    if path.exists():
+        earlier = json.loads(path.read_text())
+        changed = [key for key in RUN_IDENTITY if earlier.get(key) != info.get(key)]
+        if changed:
+            raise ValueError(
+                f"{out_dir} holds a profile made with other settings ({', '.join(changed)} differ); "
+                f"resume with the same settings, or use a new --out"
+            )
+        return
+    _atomic_write_text(path, json.dumps(info, indent=2, sort_keys=True))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_part(directory: Path, index: int, profiles: list[QueryProfile], keep_completions: bool) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [p.to_row() for p in profiles]
+    if not keep_completions:
+        for row in rows:
+            row["completions"] = []
+    path = directory / f"part-{index:06d}.parquet"
+    tmp = directory / f".part-{index:06d}.parquet.tmp"
+    pq.write_table(pa.Table.from_pylist(rows), tmp)
+    os.replace(tmp, path)  # atomic: a part is either whole or absent
+
+
+def _parts(directory: Path) -> list[Path]:
+    return sorted(directory.glob("part-*.parquet"))
+
+
+def _finished_ids(directory: Path) -> set[str]:
+    import pyarrow.parquet as pq
+
+    return {i for part in _parts(directory) for i in pq.read_table(part, columns=["id"]).column("id").to_pylist()}
+
+
+def _select(queries: Iterable[Query], config: ProfileConfig, duplicates: Counter) -> Iterator[Query]:
+    """This shard's queries, first `limit` of the source, each id once."""
+    seen: set[str] = set()
+    for query in islice(queries, config.limit):
+        if query.id in seen:
+            duplicates[query.id] += 1
+            continue
+        seen.add(query.id)
+        if shard_of(query.id, config.num_shards) == config.shard_index:
+            yield query
+
+
+def _chunks(queries: Iterator[Query], size: int) -> Iterator[list[Query]]:
+    while chunk := list(islice(queries, size)):
+        yield chunk
+
+
+def profile(
+    queries: Iterable[Query],
+    sampler,
+    verifier,
+    config: ProfileConfig,
+    sampling: SamplingConfig | None = None,
+    rejects: list | None = None,
+    source: str = "custom",
+    source_license: str = "unknown",
+) -> ProfileSummary:
+    """Profile `queries`: k samples each, verified, written as parquet parts under `config.out_dir`.
+
+    Args:
+        queries (`Iterable[Query]`): streamed; a list or a generator.
+        sampler: a registered sampler (`get_sampler(...)`).
+        verifier: a verifier (`get_verifier("math")`); called as `verifier(completions, queries)`.
+        config (`ProfileConfig`): output folder, sharding, limit.
+        sampling (`SamplingConfig`, *optional*): k, max_new_tokens, temperature, top_p, seed.
+        rejects (`list`, *optional*): the list the source fills with rejected rows while it is
+            streamed; they are written to `rejects.jsonl` and counted in the summary.
+        source (`str`), source_license (`str`): recorded in `run.json` for the dataset card.
+
+    Returns:
+        `ProfileSummary` of this shard (earlier runs' finished work included). With one shard the
+        result is merged into `out_dir/profiles.parquet`.
+
+    Example:
+        >>> queries, _ = load_queries("mawps-singleop", limit=4)  # doctest: +SKIP
+        >>> profile(queries, get_sampler("transformers", "smollm2-135m-instruct"),
+        ...         get_verifier("math"), ProfileConfig(out_dir="runs/demo"), SamplingConfig(k=4))
+    """
+    sampling = sampling or SamplingConfig()
+    out_dir = Path(config.out_dir)
+    directory = shard_dir(out_dir, config.shard_index, config.num_shards)
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_run_info(out_dir, describe_run(sampler, verifier, sampling, source, source_license))
+    finished = _finished_ids(directory)
+    next_part = int(_parts(directory)[-1].stem.split("-")[1]) + 1 if finished else 0
+    rejects = rejects if rejects is not None else []
+    duplicates: Counter = Counter()
+    todo = (q for q in _select(queries, config, duplicates) if q.id not in finished)
+    total = _count_todo(queries, config, finished)
+    started = time.perf_counter()
+    with _progress(total, config.progress) as bar, ThreadPoolExecutor(1, thread_name_prefix="verify") as pool, \
+            open(directory / "rejects.jsonl", "w") as reject_file:
+        pending: tuple[list[Query], list, Future] | None = None
+        written_rejects = 0
+        for chunk in _chunks(todo, sampling.batch_queries):
+            samples = sampler.sample(chunk, sampling, sampling.seed)
+            texts = [t for s in samples for t in s.texts]
+            flat_queries = [q for q, s in zip(chunk, samples, strict=True) for _ in s.texts]
+            future = pool.submit(verifier, texts, flat_queries)  # runs while the next chunk generates
+            if pending:
+                next_part = _finish_chunk(directory, next_part, pending, sampler, config, bar)
+            pending = (chunk, samples, future)
+            written_rejects = _flush_rejects(reject_file, rejects, written_rejects)
+        if pending:
+            _finish_chunk(directory, next_part, pending, sampler, config, bar)
+        _flush_rejects(reject_file, rejects, written_rejects)
+    reasons = Counter(r.reason for r in rejects)
+    if duplicates:
+        reasons["duplicate id"] += sum(duplicates.values())
+    summary = summarize(directory, sampler.num_parameters, len(finished), dict(reasons),
+                        time.perf_counter() - started, out_dir)
+    _atomic_write_text(directory / "DONE.json", json.dumps(asdict(summary), indent=2))
+    if config.num_shards == 1:
+        merge(out_dir)
+    return summary
+
+
+def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: set[str]) -> int | None:
+    """Queries left, when knowable without consuming a stream (lists and tuples)."""
+    if not isinstance(queries, (list, tuple)):
+        return None
+    selected = {q.id for q in queries[: config.limit] if shard_of(q.id, config.num_shards) == config.shard_index}
+    return len(selected - finished)
+
+
+def _finish_chunk(directory: Path, part: int, pending, sampler, config: ProfileConfig, bar) -> int:
+    chunk, samples, future = pending
+    rewards = future.result()
+    profiles, offset = [], 0
+    for query, sample in zip(chunk, samples, strict=True):
+        k = len(sample.texts)
+        profiles.append(QueryProfile(
+            query=query, model=sampler.model_name, rewards=tuple(rewards[offset:offset + k]),
+            completion_tokens=sample.completion_tokens, prompt_tokens=sample.prompt_tokens,
+            completions=sample.texts,
+        ))
+        offset += k
+    _write_part(directory, part, profiles, config.keep_completions)
+    n_samples = offset
+    bar.update(len(chunk))
+    bar.samples += n_samples
+    bar.set_postfix_str(f"{bar.samples / max(bar.format_dict['elapsed'], 1e-9):.1f} samples/s", refresh=False)
+    return part + 1
+
+
+def _flush_rejects(handle, rejects: list, written: int) -> int:
+    for reject in rejects[written:]:
+        handle.write(reject.to_json() + "\n")
+    handle.flush()
+    return len(rejects)
+
+
+class _progress:
+    """A tqdm bar that also counts samples (for the samples/s postfix)."""
+
+    def __init__(self, total: int | None, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, unit="query", desc="profiling", disable=not enabled, dynamic_ncols=True)
+        self.bar.samples = 0
+
+    def __enter__(self):
+        return self.bar
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+
+
+def summarize(directory: Path, num_parameters: int, resumed: int, rejects: dict[str, int],
+              wall_seconds: float, out_dir: Path) -> ProfileSummary:
+    """Totals over every finished part of one shard (read column-wise, not whole profiles)."""
+    import pyarrow.parquet as pq
+
+    summary = ProfileSummary(out_dir=str(out_dir), num_parameters=num_parameters, resumed_queries=resumed,
+                             rejects=rejects, wall_seconds=wall_seconds)
+    pass_rates = []
+    for part in _parts(directory):
+        table = pq.read_table(part, columns=["num_samples", "num_unverifiable", "pass_rate",
+                                             "completion_tokens", "prompt_tokens"]).to_pydict()
+        summary.queries += len(table["pass_rate"])
+        summary.samples += sum(table["num_samples"]) + sum(table["num_unverifiable"])
+        summary.unverifiable_samples += sum(table["num_unverifiable"])
+        summary.completion_tokens += sum(sum(tokens) for tokens in table["completion_tokens"])
+        summary.prompt_tokens += sum(p * len(t) for p, t in zip(table["prompt_tokens"], table["completion_tokens"],
+                                                                 strict=True))
+        pass_rates.extend(table["pass_rate"])
+    summary.histogram = pass_rate_histogram(pass_rates)
+    return summary
+
+
+def pass_rate_histogram(pass_rates: Iterable[float]) -> dict[str, int]:
+    """Counts in the buckets that matter for sGPO: exactly 0, the open quarters, exactly 1."""
+    buckets = {"p=0": 0, "0<p<=0.25": 0, "0.25<p<=0.5": 0, "0.5<p<=0.75": 0, "0.75<p<1": 0, "p=1": 0,
+               "unverifiable": 0}
+    names = list(buckets)
+    for p in pass_rates:
+        if p is None or math.isnan(p):
+            buckets["unverifiable"] += 1
+        elif p == 0:
+            buckets["p=0"] += 1
+        elif p == 1:
+            buckets["p=1"] += 1
+        else:
+            index = next(i for i, edge in enumerate(HISTOGRAM_EDGES[1:], start=1) if p <= edge)
+            buckets[names[index]] += 1
+    if not buckets["unverifiable"]:
+        del buckets["unverifiable"]
+    return buckets
+
+
+def merge(out_dir: str | os.PathLike, allow_partial: bool = False) -> Path:
+    """Join every shard's parts into `out_dir/profiles.parquet` (one row per query, in id order).
+
+    Args:
+        out_dir: the profiling output folder.
+        allow_partial (`bool`): merge even when some shard has not finished (no `DONE.json`).
+
+    Raises:
+        FileNotFoundError: no shard folders in `out_dir`.
+        ValueError: a shard is missing or unfinished, or an id appears twice.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out_dir = Path(out_dir)
+    shards = sorted(p for p in out_dir.glob("shard-*-of-*") if p.is_dir())
+    if not shards:
+        raise FileNotFoundError(f"{out_dir} holds no profile shards (shard-*-of-*); run `sgpo-curate profile` first")
+    _check_shards_complete(shards, allow_partial)
+    tables = [pq.read_table(part) for shard in shards for part in _parts(shard)]
+    table = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+    ids = table.column("id").to_pylist() if table.num_rows else []
+    repeated = [i for i, n in Counter(ids).items() if n > 1]
+    if repeated:
+        raise ValueError(f"ids profiled twice across shards (were shards mixed?): {repeated[:5]}")
+    if table.num_rows:
+        table = table.sort_by("id")
+    tmp = out_dir / (PROFILES_FILE + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, out_dir / PROFILES_FILE)
+    logger.info("merged %d profiles from %d shard(s) into %s", table.num_rows, len(shards), out_dir / PROFILES_FILE)
+    return out_dir / PROFILES_FILE
+
+
+def _check_shards_complete(shards: list[Path], allow_partial: bool) -> None:
+    counts = {int(p.name.rsplit("-", 1)[1]) for p in shards}
+    if len(counts) != 1:
+        raise ValueError(f"shard folders disagree on the number of shards: {sorted(p.name for p in shards)}")
+    expected = counts.pop()
+    present = {int(p.name.split("-")[1]) for p in shards}
+    problems = [f"shard {i} missing" for i in range(expected) if i not in present]
+    problems += [f"{p.name} unfinished" for p in shards if not (p / "DONE.json").exists()]
+    if problems and not allow_partial:
+        raise ValueError("cannot merge: " + "; ".join(problems) + " (finish them, or pass --allow-partial)")
+
+
+def load_profiles(profile_dir: str | os.PathLike) -> list[QueryProfile]:
+    """The merged profiles of a run folder (or a `profiles.parquet` path)."""
+    import pyarrow.parquet as pq
+
+    path = Path(profile_dir)
+    path = path / PROFILES_FILE if path.is_dir() else path
+    if not path.exists():
+        raise FileNotFoundError(f"no {PROFILES_FILE} at {path}; run `sgpo-curate merge {path.parent}` first")
+    return [QueryProfile.from_row(row) for row in pq.read_table(path).to_pylist()]
+
+
+def load_run_info(profile_dir: str | os.PathLike) -> dict[str, Any]:
+    """The `run.json` of a profiling folder (model, sampling, verifier, versions, date)."""
+    path = Path(profile_dir) / RUN_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no {RUN_FILE} in {profile_dir}: not a profiling output folder")
+    return json.loads(path.read_text())

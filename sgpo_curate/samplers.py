@@ -1,0 +1,205 @@
+"""Samplers: draw k answers per query under the initial policy.
+
+Every sampler keeps one contract:
+
+    sampler.sample(queries: list[Query], config: SamplingConfig, seed: int) -> list[Samples]
+
+one `Samples` per query, each with exactly `config.k` texts and token counts. The same queries, config
+and seed give the same samples. Registered samplers:
+
+- `transformers`: CPU or GPU; many queries per `generate` call (each repeated k times), seeded without
+  touching the caller's global RNG.
+- `vllm`: GPU only (`pip install 'sgpo-curate[vllm]'`), `SamplingParams(n=k, seed=...)` with a seed per
+  query; imported only when asked for, never on CPU paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from sgpo_curate.config import SamplingConfig
+from sgpo_curate.models import BUNDLED_MODELS, resolve_model
+from sgpo_curate.records import Query
+from sgpo_curate.registry import SAMPLERS
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """k sampled answers to one query."""
+
+    texts: tuple[str, ...]
+    completion_tokens: tuple[int, ...]
+    prompt_tokens: int
+
+
+class Sampler(Protocol):
+    name: str
+    model_name: str
+    model_revision: str | None
+    num_parameters: int
+
+    def sample(self, queries: list[Query], config: SamplingConfig, seed: int) -> list[Samples]: ...
+
+
+def derive_seed(seed: int, *keys: str) -> int:
+    """A 63-bit seed from a base seed and string keys (query ids): stable across runs and machines."""
+    digest = hashlib.sha256("\x1f".join([str(seed), *keys]).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def get_sampler(name: str, model: str, **kwargs) -> Sampler:
+    """Build a registered sampler for `model` (a bundled name, a local folder or a Hub id).
+
+    Example:
+        >>> sampler = get_sampler("transformers", "smollm2-135m-instruct")  # doctest: +SKIP
+    """
+    return SAMPLERS.get(name)(model, **kwargs)
+
+
+def _model_revision(model: str, resolved: str) -> str | None:
+    """What pins the weights: the package version of a bundled model, else the commit or None."""
+    if model in BUNDLED_MODELS:
+        from importlib import metadata
+
+        distribution = BUNDLED_MODELS[model][0]
+        return f"{distribution}=={metadata.version(distribution)}"
+    return None
+
+
+@SAMPLERS.register("transformers")
+class TransformersSampler:
+    """Batched sampling with `transformers.generate`.
+
+    Args:
+        model (`str`): bundled name (`smollm2-135m-instruct`), local folder or Hub id.
+        device (`str`, *optional*): `"cpu"`, `"cuda"`, ...; default: cuda when available.
+        dtype (`str`, *optional*): torch dtype name; default float32 on CPU, bfloat16 on GPU.
+    """
+
+    name = "transformers"
+
+    def __init__(self, model: str, device: str | None = None, dtype: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        resolved = resolve_model(model)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device != "cpu" else torch.float32)
+        self.tokenizer = AutoTokenizer.from_pretrained(resolved)
+        self.tokenizer.padding_side = "left"  # generation continues on the right
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(resolved, dtype=torch_dtype).to(self.device).eval()
+        self.model_name = model
+        self.model_revision = _model_revision(model, resolved)
+        self.num_parameters = self.model.num_parameters()
+        self._eos_ids = self._stop_token_ids()
+
+    def _stop_token_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return ids
+
+    def render(self, query: Query) -> str:
+        return self.tokenizer.apply_chat_template(query.messages, add_generation_prompt=True, tokenize=False)
+
+    def sample(self, queries: list[Query], config: SamplingConfig, seed: int) -> list[Samples]:
+        import torch
+
+        if not queries:
+            return []
+        prompts = [self.render(q) for q in queries]
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
+        batch = {name: t.repeat_interleave(config.k, dim=0).to(self.device) for name, t in batch.items()}
+        # One seed per call, derived from the query ids: the same chunk always samples the same
+        # answers, and the caller's global RNG is left as it was.
+        devices = [torch.cuda.current_device()] if self.device.startswith("cuda") else []
+        with torch.random.fork_rng(devices=devices), torch.inference_mode():
+            torch.manual_seed(derive_seed(seed, *(q.id for q in queries)))
+            output = self.model.generate(
+                **batch,
+                do_sample=True,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                top_k=0,
+                max_new_tokens=config.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=sorted(self._eos_ids) or None,
+            )
+        generated = output[:, batch["input_ids"].shape[1]:].tolist()
+        texts, counts = zip(*(self._cut(row) for row in generated), strict=True)
+        k = config.k
+        return [
+            Samples(texts=tuple(texts[i * k:(i + 1) * k]), completion_tokens=tuple(counts[i * k:(i + 1) * k]),
+                    prompt_tokens=int(prompt_lengths[i]))
+            for i in range(len(queries))
+        ]
+
+    def _cut(self, token_ids: list[int]) -> tuple[str, int]:
+        """Text and token count of one sample, up to and including its first stop token."""
+        for position, token in enumerate(token_ids):
+            if token in self._eos_ids:
+                token_ids = token_ids[:position + 1]
+                break
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True), len(token_ids)
+
+
+@SAMPLERS.register("vllm")
+class VLLMSampler:
+    """vLLM sampling on a GPU: one request per query with `n=k` and a seed derived from its id.
+
+    Needs `pip install 'sgpo-curate[vllm]'` and a CUDA GPU; vLLM wheels hold CUDA kernels only.
+
+    Args:
+        model (`str`): bundled name, local folder or Hub id.
+        **llm_kwargs: passed to `vllm.LLM` (e.g. `gpu_memory_utilization`, `max_model_len`).
+    """
+
+    name = "vllm"
+
+    def __init__(self, model: str, **llm_kwargs):
+        try:
+            import vllm
+        except ImportError as exc:
+            raise ImportError(
+                "the vllm sampler needs vLLM and a CUDA GPU: pip install 'sgpo-curate[vllm]' "
+                "(or use --sampler transformers on CPU)"
+            ) from exc
+        resolved = resolve_model(model)
+        self._vllm = vllm
+        self.llm = vllm.LLM(model=resolved, **llm_kwargs)
+        self.model_name = model
+        self.model_revision = _model_revision(model, resolved)
+        config = self.llm.llm_engine.model_config.hf_config
+        self.num_parameters = _count_parameters_from_config(config)
+
+    def sample(self, queries: list[Query], config: SamplingConfig, seed: int) -> list[Samples]:
+        params = [
+            self._vllm.SamplingParams(n=config.k, temperature=config.temperature, top_p=config.top_p,
+                                      max_tokens=config.max_new_tokens, seed=derive_seed(seed, q.id) % 2**31)
+            for q in queries
+        ]
+        outputs = self.llm.chat([q.messages for q in queries], params, use_tqdm=False)
+        return [
+            Samples(texts=tuple(o.text for o in out.outputs),
+                    completion_tokens=tuple(len(o.token_ids) for o in out.outputs),
+                    prompt_tokens=len(out.prompt_token_ids))
+            for out in outputs
+        ]
+
+
+def _count_parameters_from_config(config) -> int:
+    """Parameter count without instantiating weights on the host (for FLOPs estimates)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config).num_parameters()
