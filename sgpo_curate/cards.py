@@ -1,0 +1,302 @@
+"""Dataset cards: a pure render from curation summaries to README.md text, plus the card's plots.
+
+The card's YAML header lists one `configs` entry per profiled model (`config_name` + `data_files`), the
+source license, `annotations_creators: machine-generated`, and under `sgpo_profiles` how each config was
+made (model and revision, k, sampling, verifier and version, date, curation settings). The body comes
+from the packaged template `sgpo_curate/cards/dataset_card.md` (jinja2), read with `importlib.resources`.
+
+Rendering needs no network: `render_card(summaries)` takes the JSON records `CurationResult.summary()`
+writes to `curation/<config>.json`, so a card can be re-rendered for every config in a folder or a Hub
+repo without the original profiles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sgpo_curate.policy import DIFFICULTIES, DROP_REASONS
+
+TEMPLATE = "dataset_card.md"
+PLACEHOLDER_REPO = "ORG/NAME"
+SUMMARY_DIR = "curation"
+
+
+def load_template(name: str = TEMPLATE) -> str:
+    """The text of a packaged card template."""
+    return resources.files("sgpo_curate").joinpath("cards", name).read_text(encoding="utf-8")
+
+
+def read_summaries(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Every `curation/<config>.json` summary in a dataset folder, sorted by config name."""
+    files = sorted((Path(out_dir) / SUMMARY_DIR).glob("*.json"))
+    return [json.loads(f.read_text(encoding="utf-8")) for f in files]
+
+
+def render_card_from_dir(out_dir: str | Path, repo_id: str | None = None) -> str:
+    """The card for every config summarized in `out_dir`."""
+    return render_card(read_summaries(out_dir), repo_id=repo_id)
+
+
+def card_metadata(summaries: Sequence[Mapping[str, Any]],
+                  extra_configs: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The card's YAML metadata as a dict.
+
+    Args:
+        summaries (`Sequence[Mapping]`): one `CurationResult.summary()` per config.
+        extra_configs (`Sequence[Mapping]`): `configs` entries found in an existing card that no summary
+            describes (kept as they are, so publishing never drops someone else's config).
+    """
+    summaries = sorted(summaries, key=lambda s: s["config_name"])
+    runs = [s.get("run_info") or {} for s in summaries]
+    licenses = sorted({str(r["source_license"]) for r in runs if r.get("source_license")})
+    sources = sorted({str(r["source"]) for r in runs if r.get("source")})
+    rows = max((int(s["num_rows"]) for s in summaries), default=0)
+    configs = [{"config_name": s["config_name"],
+                "data_files": [{"split": "train", "path": s["data_files"]}]} for s in summaries]
+    known = {c["config_name"] for c in configs}
+    configs += [dict(c) for c in extra_configs if c.get("config_name") not in known]
+    meta: dict[str, Any] = {
+        "license": licenses[0] if len(licenses) == 1 else (licenses or "other"),
+        "pretty_name": _title(summaries),
+        "task_categories": ["text-generation"],
+        "tags": ["rlvr", "grpo", "sgpo", "difficulty", "pass-rate", "curriculum"],
+        "annotations_creators": ["machine-generated"],
+        "size_categories": [_size_category(rows)],
+    }
+    if sources:
+        meta["source_datasets"] = sources
+    meta["configs"] = sorted(configs, key=lambda c: str(c.get("config_name")))
+    meta["sgpo_profiles"] = {s["config_name"]: _profile_metadata(s) for s in summaries}
+    return meta
+
+
+def render_card(summaries: Sequence[Mapping[str, Any]], repo_id: str | None = None,
+                extra_configs: Sequence[Mapping[str, Any]] = ()) -> str:
+    """README.md text (YAML header + body) for the given configs.
+
+    Args:
+        summaries (`Sequence[Mapping]`): one `CurationResult.summary()` per config (`curation/*.json`).
+        repo_id (`str`, *optional*): the Hub repo, shown in the "Use" section (`ORG/NAME` when unknown).
+        extra_configs (`Sequence[Mapping]`): `configs` entries of an existing card to keep.
+
+    Example:
+        >>> text = render_card(read_summaries("curated/"), repo_id="me/gsm8k-sgpo")  # doctest: +SKIP
+        >>> DatasetCard(text).data.configs  # doctest: +SKIP
+    """
+    import jinja2
+
+    summaries = sorted(summaries, key=lambda s: s["config_name"])
+    if not summaries:
+        raise ValueError("render_card needs at least one curated config")
+    meta = card_metadata(summaries, extra_configs)
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined, autoescape=False)
+    body = env.from_string(load_template()).render(
+        title=meta["pretty_name"],
+        package_version=_package_version(),
+        configs=[_config_context(s) for s in summaries],
+        extra_configs=[c["config_name"] for c in meta["configs"]
+                       if c["config_name"] not in {s["config_name"] for s in summaries}],
+        repo_id=repo_id or PLACEHOLDER_REPO,
+        example_config=summaries[0]["config_name"],
+        example_model=summaries[0]["model"],
+    )
+    header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return f"---\n{header}---\n\n{body}"
+
+
+def _title(summaries: Sequence[Mapping[str, Any]]) -> str:
+    sources = sorted({str((s.get("run_info") or {}).get("source") or "") for s in summaries} - {""})
+    return f"{', '.join(sources) if sources else 'RLVR queries'} with sGPO difficulty annotations"
+
+
+def _size_category(rows: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                         (1_000_000, "100K<n<1M")):
+        if rows < limit:
+            return label
+    return "1M<n<10M"
+
+
+def _profile_metadata(summary: Mapping[str, Any]) -> dict[str, Any]:
+    run = summary.get("run_info") or {}
+    keys = ("model", "model_revision", "num_parameters", "sampling", "verifier", "verifier_version", "source",
+            "source_license", "date", "package_versions")
+    out = {key: run[key] for key in keys if run.get(key) is not None}
+    out.setdefault("model", summary["model"])
+    curate_config = summary.get("curate_config") or {}
+    out["curation"] = {key: value for key, value in curate_config.items() if key != "config_name"}
+    out["num_profiles"] = summary["num_profiles"]
+    out["num_rows"] = summary["num_rows"]
+    out["drops"] = dict(summary["drops"])
+    return out
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
+def _ordered(counts: Mapping[str, int], known: Sequence[str]) -> list[tuple[str, int]]:
+    """`counts` in the order of `known` (the order filters run), unknown keys after."""
+    return [(k, counts[k]) for k in known if k in counts] + sorted(
+        (k, v) for k, v in counts.items() if k not in known)
+
+
+def _config_context(summary: Mapping[str, Any]) -> dict[str, Any]:
+    run = summary.get("run_info") or {}
+    sampling = run.get("sampling") or {}
+    cfg = summary.get("curate_config") or {}
+    signal = summary["signal"]
+    low, high = cfg.get("min_pass_rate"), cfg.get("max_pass_rate")
+    versions = run.get("package_versions") or {}
+    return {
+        "name": summary["config_name"],
+        "model": run.get("model") or summary["model"],
+        "model_revision": run.get("model_revision") or "unknown",
+        "num_parameters": run.get("num_parameters"),
+        "k": sampling.get("k", "unknown"),
+        "temperature": sampling.get("temperature", "unknown"),
+        "top_p": sampling.get("top_p", "unknown"),
+        "max_new_tokens": sampling.get("max_new_tokens", "unknown"),
+        "sampling_seed": sampling.get("seed", "unknown"),
+        "verifier": run.get("verifier") or "unknown",
+        "verifier_version": run.get("verifier_version") or "",
+        "source": run.get("source") or "unknown",
+        "source_license": run.get("source_license") or "unknown",
+        "date": run.get("date") or "unknown",
+        "package_versions": ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
+        "rule": cfg.get("rule", "unknown"),
+        "estimator": cfg.get("estimator", "unknown"),
+        "g_min": cfg.get("g_min"),
+        "g_max": cfg.get("g_max"),
+        "unsolvable_keep_fraction": cfg.get("unsolvable_keep_fraction"),
+        "seed": cfg.get("seed"),
+        "order": cfg.get("order", "unknown"),
+        "band": "none" if low is None and high is None else f"[{_fmt(low or 0.0)}, {_fmt(1.0 if high is None else high)}]",
+        "num_profiles": summary["num_profiles"],
+        "num_rows": summary["num_rows"],
+        "num_dropped": sum(summary["drops"].values()),
+        "drops": _ordered(summary["drops"], DROP_REASONS),
+        "difficulty": ", ".join(f"{k} {v}" for k, v in _ordered(summary["difficulty_counts"], DIFFICULTIES)),
+        "rollouts": signal["rollouts"],
+        "informative_groups": _fmt(signal["informative_groups"], 1),
+        "informative_fraction": _fmt(signal["informative_fraction"]),
+        "uniform_group_size": signal["uniform_group_size"],
+        "uniform_rollouts": signal["uniform_rollouts"],
+        "uniform_informative_groups": _fmt(signal["uniform_informative_groups"], 1),
+        "uniform_informative_fraction": _fmt(signal["uniform_informative_fraction"]),
+        "unfiltered_queries": signal["unfiltered_queries"],
+        "unfiltered_rollouts": signal["unfiltered_rollouts"],
+        "unfiltered_informative_groups": _fmt(signal["unfiltered_informative_groups"], 1),
+        "rollouts_vs_unfiltered": _fmt(signal["rollouts_vs_unfiltered"], 2),
+        "posterior_informative_fraction": _fmt(summary.get("posterior_informative_fraction")),
+        "group_size_uncertain_fraction": _percent(summary.get("group_size_uncertain_fraction")),
+        "plots": summary["plots"],
+    }
+
+
+def _package_version() -> str:
+    from sgpo_curate import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def render_plots(result: Any, plot_dir: str | Path) -> dict[str, Path]:
+    """Draw the card's three PNGs for one `CurationResult` into `plot_dir`.
+
+    Uses matplotlib's object API with the Agg canvas (no pyplot, no global backend switch) and strips the
+    PNG's software tag, so the same result gives byte-identical files and re-publishing uploads nothing.
+
+    Returns:
+        `dict[str, Path]`: plot name (`pass_rate_histogram`, `group_size_distribution`,
+        `rollouts_vs_uniform`) to file.
+    """
+    from sgpo_curate.curation import PLOT_FILES
+
+    plot_dir = Path(plot_dir)
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    drawers = {
+        "pass_rate_histogram": _plot_pass_rates,
+        "group_size_distribution": _plot_group_sizes,
+        "rollouts_vs_uniform": _plot_rollouts,
+    }
+    paths = {}
+    for name, draw in drawers.items():
+        fig = _figure()
+        draw(fig.subplots(), result)
+        fig.tight_layout()
+        paths[name] = plot_dir / PLOT_FILES[name]
+        fig.savefig(paths[name], format="png", dpi=100, metadata={"Software": None})
+    return paths
+
+
+def _figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _plot_pass_rates(ax, result) -> None:
+    bins = [i / 20 - 0.025 for i in range(22)]
+    ax.hist(result.pool_pass_rates, bins=bins, color="#bbbbbb", label=f"profiled ({len(result.pool_pass_rates)})")
+    kept = [c / n for c, n in zip(list(result.dataset["num_correct"]), list(result.dataset["num_samples"]),
+                                  strict=True)]
+    ax.hist(kept, bins=bins, color="#1f77b4", alpha=0.8, label=f"kept ({result.num_kept})")
+    ax.set_xlabel("pass rate p̂ = correct / samples")
+    ax.set_ylabel("queries")
+    ax.set_title(f"{result.config_name}: pass rates under the profiled model")
+    ax.legend()
+
+
+def _plot_group_sizes(ax, result) -> None:
+    sizes = list(result.dataset["group_size"])
+    values = sorted(set(sizes))
+    ax.bar([str(v) for v in values], [sizes.count(v) for v in values], color="#1f77b4")
+    ax.set_xlabel(f"recommended group size G ({result.config.rule} rule)")
+    ax.set_ylabel("queries")
+    ax.set_title(f"{result.config_name}: group sizes")
+
+
+def _plot_rollouts(ax, result) -> None:
+    signal = result.signal
+    labels = [f"plain GRPO\nG={signal.uniform_group_size}, all", f"G={signal.uniform_group_size}\nkept rows",
+              f"{result.config.rule}\nkept rows"]
+    rollouts = [signal.unfiltered_rollouts, signal.uniform_rollouts, signal.rollouts]
+    useful = [signal.unfiltered_informative_groups * signal.uniform_group_size,
+              signal.uniform_informative_groups * signal.uniform_group_size,
+              sum(g * _informative(p, g) for p, g in zip(list(result.dataset["pass_rate"]),
+                                                           list(result.dataset["group_size"]), strict=True))]
+    positions = range(len(labels))
+    ax.bar(positions, rollouts, color="#bbbbbb", label="rollouts per epoch")
+    ax.bar(positions, useful, color="#1f77b4", label="in informative groups (expected)")
+    ax.set_xticks(list(positions), labels)
+    ax.set_ylabel("rollouts per epoch")
+    ax.set_title(f"{result.config_name}: expected rollouts vs uniform GRPO")
+    ax.legend()
+
+
+def _informative(p: float, g: int) -> float:
+    from sgpo_curate.policy import informative_probability
+
+    return informative_probability(p, g)

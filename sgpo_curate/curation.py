@@ -1,0 +1,463 @@
+"""Curation: profiles in, the dataset people download out.
+
+`curate(profiles, config)` applies the sGPO policy (`sgpo_curate.policy`) to one model's profiles:
+drop trivial queries (all k samples correct), keep a seeded fraction of unsolvable ones (none correct),
+optionally keep only a pass-rate band, give every kept query a recommended GRPO group size and a
+curriculum rank, and say what the choice should buy (expected informative groups and rollouts per epoch
+against uniform-G GRPO). Every dropped profile is counted under one reason and kept in `rejects`.
+
+`write_curated(result, out_dir, run_info)` writes the Hub layout that `load_dataset(out_dir, config)` and
+`publish` understand:
+
+    out_dir/README.md                                   card listing every config in out_dir
+    out_dir/data/<config>/train-00000-of-00001.parquet  the curated rows, in curriculum order
+    out_dir/plots/<config>/*.png                        the card's pictures
+    out_dir/curation/<config>.json                      run info + counts the card is rendered from
+    out_dir/rejects/<config>.jsonl                      dropped ids with their reason (not published)
+
+Run it with `sgpo-curate curate PROFILE_DIR --out DIR`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sgpo_curate.policy import (
+    DROP_REASONS,
+    ESTIMATORS,
+    ORDERS,
+    ExpectedSignal,
+    curriculum_order,
+    difficulty_bucket,
+    estimate_pass_rate,
+    expected_signal,
+    get_group_size_rule,
+    posterior_informative_probability,
+    seeded_subset,
+    wilson_interval,
+)
+from sgpo_curate.records import QueryProfile
+
+logger = logging.getLogger(__name__)
+
+# Column order of a published config (DESIGN.md, "Column conventions").
+COLUMNS = ("id", "source", "domain", "prompt", "answer", "tests", "entry_point", "num_samples",
+           "num_correct", "pass_rate", "group_size", "difficulty", "curriculum_rank")
+
+DATA_FILE = "train-00000-of-00001.parquet"
+_CONFIG_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    """How profiles become a curated dataset. Defaults follow the sGPO paper."""
+
+    estimator: str = field(
+        default="raw",
+        metadata={"help": f"Pass-rate estimator for `pass_rate`, group sizes and order: {', '.join(ESTIMATORS)} "
+                          "(raw = c/k as in the paper; beta = Beta(1,1) posterior mean)."},
+    )
+    rule: str = field(
+        default="inverse",
+        metadata={"help": "Group-size rule: inverse (G=ceil(1/p̂)), symmetric (G=ceil(1/min(p̂,1-p̂))), "
+                          "uniform (fixed G), or a dotted path 'pkg.mod:obj'."},
+    )
+    g_min: int = field(default=2, metadata={"help": "Smallest group size (GRPO needs 2 to compare)."})
+    g_max: int = field(default=16, metadata={"help": "Largest group size; unsolvable queries get it."})
+    uniform_group_size: int = field(
+        default=8,
+        metadata={"help": "G of the uniform rule and of the plain-GRPO baseline the expected signal is "
+                          "compared with."},
+    )
+    # Default 0.25, the paper's value. Dropping every unsolvable query loses the ones the policy learns
+    # to solve during training (k=8 samples cannot tell "never" from "rarely": the 95% Wilson interval
+    # of 0/8 reaches 0.32); keeping all of them spends g_max rollouts each on groups that are nearly
+    # always all-wrong. The feasibility study found this fraction and g_max the strongest knobs, so it
+    # is a flag to sweep, not a constant.
+    unsolvable_keep_fraction: float = field(
+        default=0.25,
+        metadata={"help": "Share of unsolvable queries (0 of k correct) to keep, chosen by a seeded hash of "
+                          "the id. 0.25 as in the paper: some stay because k samples cannot tell "
+                          "'never' from 'rarely', few because each costs g_max mostly wasted rollouts."},
+    )
+    min_pass_rate: float | None = field(
+        default=None, metadata={"help": "Drop partially solved queries with p̂ below this (optional band)."}
+    )
+    max_pass_rate: float | None = field(
+        default=None, metadata={"help": "Drop partially solved queries with p̂ above this (optional band)."}
+    )
+    order: str = field(
+        default="easy-to-hard",
+        metadata={"help": f"Curriculum order: {', '.join(ORDERS)} (the last two for ablations)."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the unsolvable sub-sample and the random order."})
+    config_name: str | None = field(
+        default=None,
+        metadata={"help": "Name of the dataset config (one per profiled model); default: the model's name."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"CurateConfig.estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"CurateConfig.order must be one of {ORDERS}, got {self.order!r}")
+        if not 1 <= self.g_min <= self.g_max:
+            raise ValueError(f"CurateConfig needs 1 <= g_min <= g_max, got g_min={self.g_min}, g_max={self.g_max}")
+        if self.uniform_group_size < 1:
+            raise ValueError(f"CurateConfig.uniform_group_size must be >= 1, got {self.uniform_group_size}")
+        if not 0 <= self.unsolvable_keep_fraction <= 1:
+            raise ValueError(
+                f"CurateConfig.unsolvable_keep_fraction must be in [0, 1], got {self.unsolvable_keep_fraction}"
+            )
+        low = 0.0 if self.min_pass_rate is None else self.min_pass_rate
+        high = 1.0 if self.max_pass_rate is None else self.max_pass_rate
+        if not 0 <= low <= high <= 1:
+            raise ValueError(
+                f"CurateConfig needs 0 <= min_pass_rate <= max_pass_rate <= 1, got {self.min_pass_rate}, "
+                f"{self.max_pass_rate}"
+            )
+        if self.config_name is not None and not _CONFIG_NAME_RE.match(self.config_name):
+            raise ValueError(f"CurateConfig.config_name {self.config_name!r}: use letters, digits, '.', '_', '-'")
+        get_group_size_rule(self.rule, self.uniform_group_size)  # unknown names fail here, listing valid ones
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A dropped profile and why."""
+
+    id: str
+    reason: str
+    num_correct: int
+    num_samples: int
+
+
+@dataclass
+class CurationResult:
+    """What `curate` returns.
+
+    Args:
+        dataset (`datasets.Dataset`): kept rows with the DESIGN.md columns, in curriculum order.
+        config (`CurateConfig`): the settings used.
+        config_name (`str`): the dataset config these rows are published as.
+        model (`str`): the profiled model.
+        num_profiles (`int`): profiles given to `curate`.
+        drops (`dict[str, int]`): dropped profiles per reason (every reason listed, zeros included).
+        rejects (`list[Reject]`): every dropped profile with its reason.
+        signal (`ExpectedSignal`): rollouts and informative groups per epoch, rule vs uniform G.
+        pool_pass_rates (`list[float]`): raw p̂ of every verifiable profile (for the card's histogram).
+        posterior_informative_fraction (`float`): informative-group share averaged over the Beta posterior
+            of each kept query's p (unlike the plug-in estimate, not zero for unsolvable ones).
+        group_size_uncertain_fraction (`float`): share of kept queries whose group size would differ
+            between the two ends of the 95% Wilson interval of p: how much k samples leave open.
+    """
+
+    dataset: Any
+    config: CurateConfig
+    config_name: str
+    model: str
+    num_profiles: int
+    drops: dict[str, int]
+    rejects: list[Reject]
+    signal: ExpectedSignal
+    pool_pass_rates: list[float]
+    posterior_informative_fraction: float
+    group_size_uncertain_fraction: float
+
+    @property
+    def num_kept(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def num_dropped(self) -> int:
+        return sum(self.drops.values())
+
+    def write_rejects(self, path: str | Path) -> Path:
+        """Write the rejects as JSON lines (`id`, `reason`, `num_correct`, `num_samples`)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as fh:
+            for reject in self.rejects:
+                fh.write(json.dumps(asdict(reject)) + "\n")
+        return path
+
+    def summary(self, run_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A JSON-able record of this config, what the dataset card is rendered from."""
+        difficulty = Counter(self.dataset["difficulty"])
+        group_sizes = Counter(self.dataset["group_size"])
+        return {
+            "config_name": self.config_name,
+            "model": self.model,
+            "run_info": dict(run_info or {}),
+            "curate_config": asdict(self.config),
+            "num_profiles": self.num_profiles,
+            "num_rows": self.num_kept,
+            "drops": dict(self.drops),
+            "difficulty_counts": {name: difficulty.get(name, 0) for name in
+                                  ("easy", "medium", "hard", "unsolved")},
+            "group_size_counts": {str(g): group_sizes[g] for g in sorted(group_sizes)},
+            "signal": _finite(self.signal.to_dict()),
+            "posterior_informative_fraction": _finite_value(self.posterior_informative_fraction),
+            "group_size_uncertain_fraction": _finite_value(self.group_size_uncertain_fraction),
+            "data_files": f"data/{self.config_name}/train-*",
+            "plots": {name: f"plots/{self.config_name}/{file}" for name, file in PLOT_FILES.items()},
+        }
+
+
+PLOT_FILES = {
+    "pass_rate_histogram": "pass_rate_histogram.png",
+    "group_size_distribution": "group_size_distribution.png",
+    "rollouts_vs_uniform": "rollouts_vs_uniform.png",
+}
+
+
+def _finite_value(value: float) -> float | None:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _finite(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _finite_value(value) for key, value in values.items()}
+
+
+def default_config_name(model: str) -> str:
+    """A config name from a model id or path: its last component with odd characters replaced.
+
+    Example:
+        >>> default_config_name("HuggingFaceTB/SmolLM2-135M-Instruct")
+        'SmolLM2-135M-Instruct'
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", model.rstrip("/").split("/")[-1]).strip("-._")
+    return name or "default"
+
+
+def curate(profiles: Iterable[QueryProfile], config: CurateConfig | None = None) -> CurationResult:
+    """Filter one model's profiles, give each kept query a group size and a curriculum rank.
+
+    Args:
+        profiles (`Iterable[QueryProfile]`): profiles of a single model (from `load_profiles`).
+        config (`CurateConfig`, *optional*): the policy; defaults to the paper's settings.
+
+    Returns:
+        `CurationResult`: the dataset (DESIGN.md columns, curriculum order), drop counts by reason, the
+        rejects and the expected signal against uniform-G GRPO.
+
+    Example:
+        >>> from sgpo_curate import CurateConfig, curate
+        >>> result = curate(profiles, CurateConfig(g_max=8))  # doctest: +SKIP
+        >>> result.dataset[0]["group_size"], result.drops["trivial"]  # doctest: +SKIP
+    """
+    config = config or CurateConfig()
+    profiles = list(profiles)
+    model = _single_model(profiles)
+    rejects: list[Reject] = []
+    candidates, unsolved = _filter(profiles, config, rejects)
+    keep_unsolved = seeded_subset([p.id for p in unsolved], config.unsolvable_keep_fraction, config.seed)
+    for profile in unsolved:
+        if profile.id in keep_unsolved:
+            candidates.append(profile)
+        else:
+            rejects.append(_reject(profile, "unsolvable_not_sampled"))
+    rows = _annotate(candidates, config)
+    order = curriculum_order([r["id"] for r in rows], [r["pass_rate"] for r in rows], config.order, config.seed)
+    ordered = [rows[i] | {"curriculum_rank": rank} for rank, i in enumerate(order)]
+    pool = [p for p in _unique(profiles) if p.num_samples > 0]
+    counts = Counter(r.reason for r in rejects)
+    result = CurationResult(
+        dataset=_to_dataset(ordered),
+        config=config,
+        config_name=config.config_name or default_config_name(model),
+        model=model,
+        num_profiles=len(profiles),
+        drops={reason: counts.get(reason, 0) for reason in DROP_REASONS},
+        rejects=rejects,
+        signal=expected_signal(
+            [r["pass_rate"] for r in ordered], [r["group_size"] for r in ordered], config.uniform_group_size,
+            unfiltered_pass_rates=[estimate_pass_rate(p.num_correct, p.num_samples, config.estimator)
+                                   for p in pool],
+        ),
+        pool_pass_rates=[p.num_correct / p.num_samples for p in pool],
+        posterior_informative_fraction=_mean(
+            posterior_informative_probability(r["num_correct"], r["num_samples"], r["group_size"]) for r in ordered
+        ),
+        group_size_uncertain_fraction=_mean(_group_size_uncertain(r, config) for r in ordered),
+    )
+    logger.info("curated %d of %d profiles of %s (dropped: %s)", result.num_kept, len(profiles), model,
+                {k: v for k, v in result.drops.items() if v})
+    return result
+
+
+def _single_model(profiles: Sequence[QueryProfile]) -> str:
+    models = sorted({p.model for p in profiles})
+    if len(models) != 1:
+        raise ValueError(
+            f"curate needs the profiles of exactly one model (one dataset config per model), got {models or 'none'}"
+        )
+    return models[0]
+
+
+def _unique(profiles: Iterable[QueryProfile]) -> list[QueryProfile]:
+    seen: set[str] = set()
+    out = []
+    for profile in profiles:
+        if profile.id not in seen:
+            seen.add(profile.id)
+            out.append(profile)
+    return out
+
+
+def _reject(profile: QueryProfile, reason: str) -> Reject:
+    return Reject(profile.id, reason, profile.num_correct, profile.num_samples)
+
+
+def _filter(profiles: Sequence[QueryProfile], config: CurateConfig,
+            rejects: list[Reject]) -> tuple[list[QueryProfile], list[QueryProfile]]:
+    """Split into kept partially-solved profiles and unsolvable candidates; append the rest to rejects."""
+    seen: set[str] = set()
+    kept: list[QueryProfile] = []
+    unsolved: list[QueryProfile] = []
+    for profile in profiles:
+        reason = _drop_reason(profile, config, seen)
+        seen.add(profile.id)
+        if reason is not None:
+            rejects.append(_reject(profile, reason))
+        elif profile.num_correct == 0:
+            unsolved.append(profile)
+        else:
+            kept.append(profile)
+    return kept, unsolved
+
+
+def _drop_reason(profile: QueryProfile, config: CurateConfig, seen: set[str]) -> str | None:
+    if profile.id in seen:
+        return "duplicate_id"
+    if profile.num_samples == 0:
+        return "unverifiable"
+    if profile.num_correct == profile.num_samples:
+        return "trivial"
+    if profile.num_correct == 0:
+        return None  # decided by the seeded keep fraction
+    p_hat = estimate_pass_rate(profile.num_correct, profile.num_samples, config.estimator)
+    if config.min_pass_rate is not None and p_hat < config.min_pass_rate:
+        return "below_band"
+    if config.max_pass_rate is not None and p_hat > config.max_pass_rate:
+        return "above_band"
+    return None
+
+
+def _annotate(profiles: Sequence[QueryProfile], config: CurateConfig) -> list[dict[str, Any]]:
+    rule = get_group_size_rule(config.rule, config.uniform_group_size)
+    rows = []
+    for profile in profiles:
+        query = profile.query
+        p_hat = estimate_pass_rate(profile.num_correct, profile.num_samples, config.estimator)
+        rows.append({
+            "id": query.id,
+            "source": query.source,
+            "domain": query.domain,
+            "prompt": query.messages,
+            "answer": query.answer,
+            "tests": query.tests,
+            "entry_point": query.entry_point,
+            "num_samples": profile.num_samples,
+            "num_correct": profile.num_correct,
+            "pass_rate": p_hat,
+            "group_size": int(rule(p_hat, config.g_min, config.g_max)),
+            "difficulty": difficulty_bucket(profile.num_correct, profile.num_samples, p_hat),
+        })
+    return rows
+
+
+def _group_size_uncertain(row: Mapping[str, Any], config: CurateConfig) -> float:
+    rule = get_group_size_rule(config.rule, config.uniform_group_size)
+    low, high = wilson_interval(row["num_correct"], row["num_samples"])
+    return float(rule(low, config.g_min, config.g_max) != rule(high, config.g_min, config.g_max))
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else math.nan
+
+
+def dataset_features():
+    """The `datasets.Features` of a curated config (DESIGN.md columns)."""
+    from datasets import Features, List, Value
+
+    return Features({
+        "id": Value("string"),
+        "source": Value("string"),
+        "domain": Value("string"),
+        "prompt": List({"role": Value("string"), "content": Value("string")}),
+        "answer": Value("string"),
+        "tests": Value("string"),
+        "entry_point": Value("string"),
+        "num_samples": Value("int64"),
+        "num_correct": Value("int64"),
+        "pass_rate": Value("float64"),
+        "group_size": Value("int64"),
+        "difficulty": Value("string"),
+        "curriculum_rank": Value("int64"),
+    })
+
+
+def _to_dataset(rows: Sequence[Mapping[str, Any]]):
+    from datasets import Dataset
+
+    columns = {name: [row[name] for row in rows] for name in COLUMNS}
+    return Dataset.from_dict(columns, features=dataset_features())
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True)
+class CuratedFiles:
+    """Paths `write_curated` wrote, all under `out_dir`."""
+
+    out_dir: Path
+    config_name: str
+    data_file: Path
+    card: Path
+    summary: Path
+    rejects: Path
+    plots: dict[str, Path]
+
+
+def write_curated(result: CurationResult, out_dir: str | Path,
+                  run_info: Mapping[str, Any] | None = None) -> CuratedFiles:
+    """Write one curated config (parquet, plots, summary, rejects) and re-render the card for every config
+    in `out_dir`, so several models curated into the same folder sit side by side.
+
+    Args:
+        result (`CurationResult`): what `curate` returned.
+        out_dir (`str` or `Path`): the dataset folder (created if missing); `load_dataset(out_dir, config)`
+            and `publish(out_dir, ...)` read it.
+        run_info (`Mapping`, *optional*): how the profiles were made (`load_run_info(profile_dir)`: model,
+            revision, sampling, verifier, source, license, date, versions); shown in the card.
+
+    Returns:
+        `CuratedFiles`: the written paths.
+    """
+    from sgpo_curate.cards import render_card_from_dir, render_plots
+
+    out_dir = Path(out_dir)
+    name = result.config_name
+    data_file = out_dir / "data" / name / DATA_FILE
+    data_file.parent.mkdir(parents=True, exist_ok=True)
+    result.dataset.to_parquet(str(data_file))
+    plots = render_plots(result, out_dir / "plots" / name)
+    summary_file = out_dir / "curation" / f"{name}.json"
+    summary_file.parent.mkdir(parents=True, exist_ok=True)
+    summary_file.write_text(json.dumps(result.summary(run_info), indent=2, sort_keys=True) + "\n",
+                            encoding="utf-8")
+    rejects = result.write_rejects(out_dir / "rejects" / f"{name}.jsonl")
+    card = out_dir / "README.md"
+    card.write_text(render_card_from_dir(out_dir), encoding="utf-8")
+    logger.info("wrote config %r (%d rows) to %s", name, result.num_kept, out_dir)
+    return CuratedFiles(out_dir, name, data_file, card, summary_file, rejects, plots)
