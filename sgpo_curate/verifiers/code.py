@@ -1,0 +1,160 @@
+"""Code verifier: extract the program from a completion, add the query's unit tests, run it sandboxed.
+
+The same contract as the math verifier: `verifier(completions, queries) -> list[float | None]`,
+`1.0` when the assembled program runs to its end in the sandbox (every assert held), `0.0` for any
+other verdict (failed, timeout, crashed, sandbox error), `None` when the query has no tests.
+
+Program assembly follows the shape of the tests, not the source's name, so file/Hub sources with
+mapped `tests` / `entry_point` columns work the same way:
+
+- HumanEval style (the query carries the function stub in `metadata["code_prompt"]`): the stub,
+  then the completion. A completion that is a function *body* completes the stub; one that defines
+  the whole function redefines it (the later `def` wins), while the stub's imports and helper
+  functions stay available.
+- Tests that define `check(candidate)` are followed by `check(<entry_point>)`.
+- Otherwise (MBPP): the completion's code, then the tests (setup code and asserts).
+
+Programs run with `__name__ == "solution"`, so a completion's `if __name__ == "__main__":` demo
+(often reading stdin) does not run, as in the reference harnesses.
+
+    >>> verifier = CodeVerifier(SandboxConfig(timeout_s=5))
+    >>> verifier(["```python\\ndef add(a, b):\\n    return a + b\\n```"], [query])  # doctest: +SKIP
+    [1.0]
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+from sgpo_curate.records import Query
+from sgpo_curate.registry import VERIFIERS
+from sgpo_curate.sandbox import Sandbox, SandboxConfig, Verdict
+
+MODULE_NAME = "solution"
+_FENCE = re.compile(r"```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.MULTILINE)
+_PYTHON_TAGS = ("python", "py", "python3", "py3")
+
+
+def defines(code: str, name: str) -> bool:
+    """True when `code` defines function `name` at top level."""
+    return re.search(rf"^(?:async\s+)?def\s+{re.escape(name)}\s*\(", code, re.MULTILINE) is not None
+
+
+def extract_code(completion: str, entry_point: str | None = None) -> str:
+    """The Python code in a completion.
+
+    Fenced blocks win: the first one that defines `entry_point`, else the first tagged python (or
+    untagged), else the first block. An unclosed fence (a completion cut by the token limit) runs to
+    the end. Without fences the whole completion is taken as code.
+
+    Example:
+        >>> extract_code("Sure:\\n```python\\ndef f():\\n    return 1\\n```\\nDone.")
+        'def f():\\n    return 1\\n'
+    """
+    blocks = [(tag.lower(), body) for tag, body in _FENCE.findall(completion)]
+    if not blocks:
+        return completion
+    if entry_point:
+        for _, body in blocks:
+            if defines(body, entry_point):
+                return body
+    for tag, body in blocks:
+        if tag in _PYTHON_TAGS or tag == "":
+            return body
+    return blocks[0][1]
+
+
+def _as_body(code: str) -> str:
+    """A function body: indented by four spaces unless its first code line already is."""
+    first = next((line for line in code.splitlines() if line.strip()), "")
+    return code if first[:1] in (" ", "\t") else textwrap.indent(code, "    ")
+
+
+def assemble(code: str, query: Query) -> str:
+    """The program that runs `code` (already extracted) against `query`'s tests.
+
+    Example:
+        >>> q = Query("t/0", "t", "code", (("user", "add"),), tests="assert add(1, 2) == 3")
+        >>> print(assemble("def add(a, b):\\n    return a + b", q))
+        def add(a, b):
+            return a + b
+        <BLANKLINE>
+        assert add(1, 2) == 3
+        <BLANKLINE>
+    """
+    entry_point = (query.entry_point or "").strip()
+    stub = query.metadata.get("code_prompt") if query.metadata else None
+    if stub and entry_point and defines(code, entry_point):
+        program = stub.rstrip() + "\n\n\n" + code
+    elif stub and entry_point:
+        program = stub.rstrip("\n") + "\n" + _as_body(code)
+    else:
+        program = code
+    program = program.rstrip() + "\n\n" + (query.tests or "").rstrip() + "\n"
+    if entry_point and re.search(r"^def\s+check\s*\(", query.tests or "", re.MULTILINE):
+        program += f"\ncheck({entry_point})\n"
+    return program
+
+
+@VERIFIERS.register("code")
+class CodeVerifier:
+    """Reward 1.0 when a completion's code passes its query's unit tests in the sandbox.
+
+    Args:
+        config (`SandboxConfig`, *optional*): sandbox limits and workers.
+        workers (`int`, *optional*), timeout_s (`float`, *optional*): shortcuts that override
+            `config.workers` / `config.timeout_s`.
+
+    The sandbox (and its worker threads) is created on first use and dropped when pickled.
+    """
+
+    name = "code"
+
+    def __init__(self, config: SandboxConfig | None = None, workers: int | None = None,
+                 timeout_s: float | None = None):
+        config = config or SandboxConfig()
+        if workers is not None or timeout_s is not None:
+            from dataclasses import replace
+
+            config = replace(config, workers=workers or config.workers, timeout_s=timeout_s or config.timeout_s)
+        self.config = config
+        self._sandbox: Sandbox | None = None
+
+    @property
+    def version(self) -> str:
+        return "sgpo-sandbox-1"
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            self._sandbox = Sandbox(self.config)
+        return self._sandbox
+
+    def programs(self, completions: list[str], queries: list[Query]) -> list[str | None]:
+        """The program each completion runs as; `None` for a query without tests."""
+        if len(completions) != len(queries):
+            raise ValueError(f"{len(completions)} completions for {len(queries)} queries")
+        return [assemble(extract_code(c, q.entry_point), q) if (q.tests or "").strip() else None
+                for c, q in zip(completions, queries, strict=True)]
+
+    def verdicts(self, completions: list[str], queries: list[Query]) -> list[Verdict | None]:
+        """The sandbox verdict of each completion (for diagnostics); `None` where there are no tests."""
+        programs = self.programs(completions, queries)
+        todo = [p for p in programs if p is not None]
+        results = iter(self.sandbox.run_many(todo, module_name=MODULE_NAME) if todo else [])
+        return [next(results) if p is not None else None for p in programs]
+
+    def __call__(self, completions: list[str], queries: list[Query]) -> list[float | None]:
+        return [None if v is None else (1.0 if v.passed else 0.0) for v in self.verdicts(completions, queries)]
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+
+    def __getstate__(self) -> dict:
+        return {"config": self.config, "_sandbox": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
