@@ -416,3 +416,64 @@ def load_run_info(profile_dir: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"no {RUN_FILE} in {profile_dir}: not a profiling output folder")
     return json.loads(path.read_text())
+
+
+def resolve_source(dataset: str, columns: dict[str, str] | None = None, domain: str | None = None,
+                   answer_format: str = "raw"):
+    """A registered source name, or a file / `hf:` dataset read through a column mapping."""
+    from sgpo_curate.sources import get_source
+    from sgpo_curate.sources.files import file_source, is_file_spec
+
+    if is_file_spec(dataset):
+        return file_source(dataset, columns, domain or "math", answer_format)
+    if columns:
+        raise ValueError("--columns applies to file or hf: datasets only; registered sources know their columns")
+    return get_source(dataset)
+
+
+def profile_dataset(
+    dataset: str,
+    model: str,
+    config: ProfileConfig,
+    sampling: SamplingConfig | None = None,
+    sampler: str = "transformers",
+    verifier: str | None = None,
+    prompt=None,
+    columns: dict[str, str] | None = None,
+    domain: str | None = None,
+    answer_format: str = "raw",
+    verifier_workers: int | None = None,
+) -> ProfileSummary:
+    """Profile a named or file dataset with a model: the whole `sgpo-curate profile` job.
+
+    Args:
+        dataset (`str`): a source from `sgpo-curate sources`, a local file/folder, or `hf:ORG/NAME`.
+        model (`str`): bundled model name, local folder or Hub id.
+        config (`ProfileConfig`): output folder, sharding, limit.
+        sampling (`SamplingConfig`, *optional*): k and sampling parameters.
+        sampler (`str`): `transformers` or `vllm` (GPU).
+        verifier (`str`, *optional*): default: the source's domain (`math` or `code`).
+        prompt (`PromptConfig`, *optional*): instruction templates.
+        columns, domain, answer_format: for file and `hf:` datasets (see `sources.files`).
+        verifier_workers (`int`, *optional*): verifier processes; default: number of cores.
+
+    Example:
+        >>> profile_dataset("mawps-singleop", "smollm2-135m-instruct",
+        ...                 ProfileConfig(out_dir="runs/demo", limit=8), SamplingConfig(k=4))  # doctest: +SKIP
+    """
+    from sgpo_curate.config import PromptConfig
+    from sgpo_curate.samplers import get_sampler
+    from sgpo_curate.verifiers import get_verifier
+
+    source = resolve_source(dataset, columns, domain, answer_format)
+    verifier_obj = get_verifier(verifier or source.domain, workers=verifier_workers)
+    sampler_obj = get_sampler(sampler, model)
+    rejects: list = []
+    queries = source.queries(prompt or PromptConfig(), rejects)
+    try:
+        return profile(queries, sampler_obj, verifier_obj, config, sampling, rejects=rejects,
+                       source=source.name, source_license=source.license)
+    finally:
+        close = getattr(verifier_obj, "close", None)
+        if close:
+            close()

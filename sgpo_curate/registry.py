@@ -57,9 +57,9 @@ class Registry(Generic[T]):
 
     def _load_builtins(self) -> None:
         if not self._loaded:
-            self._loaded = True
             for module in self._lazy_modules:
                 importlib.import_module(module)
+            self._loaded = True  # only once every module imported: a failed import is retried, not hidden
 
     def names(self) -> list[str]:
         self._load_builtins()
