@@ -128,8 +128,91 @@ def _run_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_curate(sub: argparse._SubParsersAction) -> None:
+    from sgpo_curate.curation import CurateConfig
+
+    help_of = {f.name: f.metadata["help"] for f in CurateConfig.__dataclass_fields__.values()}
+    parser = sub.add_parser(
+        "curate", help="Filter profiles, add group sizes and curriculum order, write parquet + dataset card.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  sgpo-curate curate runs/p --out curated
+  sgpo-curate curate runs/p --out curated --rule symmetric --g-max 8 --unsolvable-keep 0.1
+  sgpo-curate curate runs/q --out curated --config-name qwen-0.5b   # a second model, same folder
+Writes OUT/data/CONFIG/*.parquet, OUT/README.md (card), OUT/plots/CONFIG/*.png, OUT/rejects/CONFIG.jsonl.""")
+    parser.add_argument("profile_dir", help="A profiling output folder (profiles.parquet + run.json).")
+    parser.add_argument("--out", required=True, help="Dataset folder to write (several configs may share it).")
+    parser.add_argument("--rule", default="inverse", help=help_of["rule"])
+    parser.add_argument("--estimator", default="raw", help=help_of["estimator"])
+    parser.add_argument("--g-min", type=int, default=2, help=help_of["g_min"])
+    parser.add_argument("--g-max", type=int, default=16, help=help_of["g_max"])
+    parser.add_argument("--uniform-group-size", type=int, default=8, help=help_of["uniform_group_size"])
+    parser.add_argument("--unsolvable-keep", type=float, default=0.25, help=help_of["unsolvable_keep_fraction"])
+    parser.add_argument("--min-pass-rate", type=float, help=help_of["min_pass_rate"])
+    parser.add_argument("--max-pass-rate", type=float, help=help_of["max_pass_rate"])
+    parser.add_argument("--order", default="easy-to-hard", help=help_of["order"])
+    parser.add_argument("--seed", type=int, default=0, help=help_of["seed"])
+    parser.add_argument("--config-name", help=help_of["config_name"])
+    parser.set_defaults(func=_run_curate)
+
+
+def _run_curate(args: argparse.Namespace) -> int:
+    from sgpo_curate.curation import CurateConfig, curate, write_curated
+    from sgpo_curate.profiling import load_profiles, load_run_info
+
+    config = CurateConfig(
+        estimator=args.estimator, rule=args.rule, g_min=args.g_min, g_max=args.g_max,
+        uniform_group_size=args.uniform_group_size, unsolvable_keep_fraction=args.unsolvable_keep,
+        min_pass_rate=args.min_pass_rate, max_pass_rate=args.max_pass_rate, order=args.order, seed=args.seed,
+        config_name=args.config_name,
+    )
+    result = curate(load_profiles(args.profile_dir), config)
+    files = write_curated(result, args.out, load_run_info(args.profile_dir))
+    signal = result.signal
+    _out(f"config {result.config_name!r} ({result.model}): kept {result.num_kept} of {result.num_profiles} profiles")
+    for reason, count in result.drops.items():
+        if count:
+            _out(f"  dropped {count:>6}  {reason}")
+    _out(f"rollouts per epoch: {signal.rollouts} ({config.rule}) vs {signal.uniform_rollouts} "
+         f"(uniform G={signal.uniform_group_size} on kept rows) vs {signal.unfiltered_rollouts} (plain GRPO on all); "
+         f"expected informative groups {signal.informative_fraction:.2f} vs {signal.uniform_informative_fraction:.2f}")
+    _out(f"wrote {files.data_file}, {files.card}, plots in {files.data_file.parent.parent.parent / 'plots'}, "
+         f"rejects in {files.rejects}")
+    return 0
+
+
+def _add_publish(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "publish", help="Push a curated folder to a Hub dataset repo (one config per profiled model).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  sgpo-curate publish curated --repo me/gsm8k-sgpo
+  sgpo-curate publish curated --repo me/gsm8k-sgpo --config qwen-0.5b --private
+The token comes from HF_TOKEN or `hf auth login`; rerunning with unchanged files pushes nothing.""")
+    parser.add_argument("dir", help="A folder written by `sgpo-curate curate`.")
+    parser.add_argument("--repo", required=True, help="Dataset repo id, ORG/NAME.")
+    parser.add_argument("--config", help="Push only this config (default: every config in DIR).")
+    parser.add_argument("--revision", help="Branch to commit to (created if missing); default main.")
+    parser.add_argument("--private", action="store_true", help="Create the repo private.")
+    parser.set_defaults(func=_run_publish)
+
+
+def _run_publish(args: argparse.Namespace) -> int:
+    from sgpo_curate.hub import HubAuthError, publish
+
+    try:
+        result = publish(args.dir, args.repo, config_name=args.config, revision=args.revision,
+                         private=args.private)
+    except HubAuthError as exc:
+        raise UserError(str(exc)) from None
+    state = "pushed" if result.changed else "unchanged, nothing pushed"
+    _out(f"{result.repo_id}: {state} config(s) {', '.join(result.configs)} at commit {result.commit[:10]}")
+    _out(f"configs in the repo: {', '.join(result.all_configs)}; {result.url}")
+    return 0
+
+
 # Each entry adds one subcommand; a subcommand's module keeps its parser next to its runner.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_sources, _add_profile, _add_merge]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_sources, _add_profile, _add_merge, _add_curate, _add_publish]
 
 
 def build_parser() -> argparse.ArgumentParser:

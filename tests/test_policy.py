@@ -1,0 +1,186 @@
+"""The sGPO policy with exact expectations: estimators, group-size rules, buckets, orders, expected signal."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sgpo_curate.policy import (
+    UniformRule,
+    beta_posterior_mean,
+    curriculum_order,
+    difficulty_bucket,
+    estimate_pass_rate,
+    expected_signal,
+    get_group_size_rule,
+    id_hash,
+    informative_probability,
+    inverse_rule,
+    posterior_informative_probability,
+    raw_pass_rate,
+    seeded_subset,
+    symmetric_rule,
+    wilson_interval,
+)
+from sgpo_curate.registry import GROUP_SIZE_RULES, UnknownNameError
+
+
+@pytest.mark.parametrize(("c", "k", "expected"), [(0, 8, 0.0), (8, 8, 1.0), (1, 8, 0.125), (1, 3, 1 / 3)])
+def test_raw_pass_rate_is_c_over_k(c, k, expected):
+    assert raw_pass_rate(c, k) == expected
+
+
+def test_raw_pass_rate_without_samples_is_nan_and_bad_counts_raise():
+    assert math.isnan(raw_pass_rate(0, 0))
+    with pytest.raises(ValueError):
+        raw_pass_rate(3, 2)
+    with pytest.raises(ValueError):
+        raw_pass_rate(-1, 2)
+
+
+def test_beta_posterior_mean_never_reaches_zero_or_one():
+    assert beta_posterior_mean(0, 8) == 1 / 10
+    assert beta_posterior_mean(8, 8) == 9 / 10
+    assert beta_posterior_mean(0, 0) == 0.5
+    assert beta_posterior_mean(1, 8, alpha=0.5, beta=0.5) == 1.5 / 9
+    assert estimate_pass_rate(2, 8, "beta") == 0.3
+    with pytest.raises(ValueError, match="valid estimators: raw, beta"):
+        estimate_pass_rate(2, 8, "mle")
+
+
+def test_wilson_interval_contains_p_hat_and_known_values():
+    low, high = wilson_interval(0, 8)
+    assert low == 0.0 and high == pytest.approx(0.3244, abs=1e-4)
+    low, high = wilson_interval(4, 8)
+    assert low == pytest.approx(0.2152, abs=1e-4) and high == pytest.approx(0.7848, abs=1e-4)
+    low, high = wilson_interval(8, 8)
+    assert low == pytest.approx(0.6756, abs=1e-4) and high == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("p", "expected"),
+    [(1.0, 2), (0.5, 2), (1 / 3, 3), (0.3, 4), (0.25, 4), (0.125, 8), (1 / 16, 16), (0.01, 16), (0.0, 16)],
+)
+def test_inverse_rule_clips_to_g_min_and_g_max(p, expected):
+    assert inverse_rule(p, 2, 16) == expected
+
+
+def test_inverse_rule_of_one_over_k_is_k_and_unsolvable_gets_g_max():
+    for k in (2, 3, 5, 7, 8, 10, 16):
+        assert inverse_rule(raw_pass_rate(1, k), 1, 64) == k
+    assert inverse_rule(0.0, 2, 8) == 8
+    assert inverse_rule(0.9, 4, 8) == 4  # raised to g_min
+
+
+@pytest.mark.parametrize(
+    ("p", "expected"), [(0.0, 16), (0.125, 8), (0.5, 2), (0.8, 5), (0.875, 8), (0.99, 16), (1.0, 16)]
+)
+def test_symmetric_rule_sizes_by_the_rarer_outcome(p, expected):
+    assert symmetric_rule(p, 2, 16) == expected
+
+
+def test_symmetric_rule_motivation_g2_on_p08_is_uninformative_two_times_in_three():
+    assert 1 - informative_probability(0.8, 2) == pytest.approx(0.68)
+    assert informative_probability(0.8, symmetric_rule(0.8, 2, 16)) == pytest.approx(1 - 0.8**5 - 0.2**5)
+
+
+def test_rules_come_from_the_registry_with_clear_errors():
+    assert set(GROUP_SIZE_RULES.names()) >= {"inverse", "symmetric", "uniform"}
+    assert get_group_size_rule("inverse") is inverse_rule
+    uniform = get_group_size_rule("uniform", uniform_group_size=6)
+    assert isinstance(uniform, UniformRule)
+    assert [uniform(p, 2, 16) for p in (0.0, 0.5, 1.0)] == [6, 6, 6]
+    assert get_group_size_rule("sgpo_curate.policy:symmetric_rule") is symmetric_rule
+    with pytest.raises(UnknownNameError, match="inverse, symmetric, uniform"):
+        get_group_size_rule("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        GROUP_SIZE_RULES.register("inverse", symmetric_rule)
+
+
+@pytest.mark.parametrize(
+    ("c", "k", "bucket"),
+    [(8, 8, "trivial"), (7, 8, "easy"), (4, 8, "easy"), (3, 8, "medium"), (2, 10, "medium"), (1, 8, "hard"),
+     (0, 8, "unsolved"), (1, 1, "trivial"), (0, 1, "unsolved")],
+)
+def test_difficulty_buckets(c, k, bucket):
+    assert difficulty_bucket(c, k) == bucket
+
+
+def test_difficulty_bucket_uses_counts_for_extremes_whatever_the_estimator():
+    assert difficulty_bucket(0, 8, p_hat=beta_posterior_mean(0, 8)) == "unsolved"
+    assert difficulty_bucket(8, 8, p_hat=beta_posterior_mean(8, 8)) == "trivial"
+    with pytest.raises(ValueError):
+        difficulty_bucket(0, 0)
+
+
+def test_seeded_subset_is_stable_exact_in_size_and_nested():
+    ids = [f"q{i}" for i in range(40)]
+    quarter = seeded_subset(ids, 0.25, seed=0)
+    assert len(quarter) == 10
+    assert seeded_subset(list(reversed(ids)), 0.25, seed=0) == quarter  # order of the input does not matter
+    assert seeded_subset(ids, 0.25, seed=0) == quarter  # same seed, same subset
+    assert seeded_subset(ids, 0.25, seed=1) != quarter
+    assert quarter <= seeded_subset(ids, 0.5, seed=0)  # a larger fraction keeps a superset
+    assert seeded_subset(ids, 0.0, seed=0) == set()
+    assert seeded_subset(ids, 1.0, seed=0) == set(ids)
+    assert len(seeded_subset(ids[:8], 0.25, seed=3)) == 2
+    with pytest.raises(ValueError):
+        seeded_subset(ids, 1.5, seed=0)
+
+
+def test_easy_to_hard_sorts_by_pass_rate_and_breaks_ties_by_id_hash():
+    ids = ["a", "b", "c", "d", "e"]
+    rates = [0.25, 0.75, 0.25, 1.0, 0.0]
+    order = curriculum_order(ids, rates, "easy-to-hard")
+    assert [ids[i] for i in order][:2] == ["d", "b"]
+    assert [ids[i] for i in order][-1] == "e"
+    tied = sorted(["a", "c"], key=id_hash)
+    assert [ids[i] for i in order][2:4] == tied
+    hard = curriculum_order(ids, rates, "hard-first")
+    assert [ids[i] for i in hard][0] == "e" and [ids[i] for i in hard][-1] == "d"
+    assert [ids[i] for i in hard][1:3] == tied  # same tie-break
+
+
+def test_random_order_is_seeded_and_independent_of_input_order():
+    ids = [f"q{i}" for i in range(30)]
+    rates = [0.5] * 30
+    first = [ids[i] for i in curriculum_order(ids, rates, "random", seed=7)]
+    again = [ids[i] for i in curriculum_order(ids, rates, "random", seed=7)]
+    rev_ids = ids[::-1]
+    reversed_input = [rev_ids[i] for i in curriculum_order(rev_ids, rates, "random", seed=7)]
+    assert first == again == reversed_input
+    assert first != [ids[i] for i in curriculum_order(ids, rates, "random", seed=8)]
+    assert sorted(first) == sorted(ids)
+    with pytest.raises(ValueError, match="valid orders"):
+        curriculum_order(ids, rates, "shortest-first")
+
+
+def test_informative_probability_closed_form():
+    assert informative_probability(0.5, 2) == 0.5
+    assert informative_probability(0.0, 8) == 0.0
+    assert informative_probability(1.0, 8) == 0.0
+    assert informative_probability(0.25, 4) == pytest.approx(1 - 0.25**4 - 0.75**4)
+    assert informative_probability(0.3, 1) == pytest.approx(0.0)
+
+
+def test_posterior_informative_probability_is_positive_for_unsolved():
+    # Beta(1, 9) after 0 of 8: E[p^2] = 1*2/(10*11), E[(1-p)^2] = 9*10/(10*11)
+    assert posterior_informative_probability(0, 8, 2) == pytest.approx(1 - 2 / 110 - 90 / 110)
+    assert posterior_informative_probability(0, 8, 16) > 0
+
+
+def test_expected_signal_rollouts_and_informative_groups():
+    signal = expected_signal([0.5, 0.25, 0.0], [2, 4, 16], uniform_group_size=8,
+                             unfiltered_pass_rates=[0.5, 0.25, 0.0, 1.0, 1.0])
+    assert signal.rollouts == 22
+    assert signal.uniform_rollouts == 24
+    assert signal.unfiltered_rollouts == 40
+    assert signal.informative_groups == pytest.approx(0.5 + (1 - 0.25**4 - 0.75**4) + 0.0)
+    assert signal.uniform_informative_groups == pytest.approx((1 - 2 * 0.5**8) + (1 - 0.25**8 - 0.75**8))
+    assert signal.unfiltered_informative_groups == pytest.approx(signal.uniform_informative_groups)
+    assert signal.rollouts_vs_uniform == pytest.approx(22 / 24)
+    assert signal.rollouts_vs_unfiltered == pytest.approx(22 / 40)
+    assert signal.informative_fraction == pytest.approx(signal.informative_groups / 3)
+    assert set(signal.to_dict()) >= {"rollouts", "rollouts_vs_uniform", "informative_fraction"}
