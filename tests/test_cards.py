@@ -1,0 +1,104 @@
+"""Dataset card: valid YAML that DatasetCard loads, one config per model, counts and pictures that exist."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from huggingface_hub import DatasetCard
+
+from sgpo_curate.cards import load_template, read_summaries, render_card, render_plots
+from sgpo_curate.curation import CurateConfig, curate, write_curated
+
+
+def _load_helpers():
+    """tests/curation_helpers.py, loaded by path (test modules cannot import each other here)."""
+    spec = importlib.util.spec_from_file_location("curation_helpers", Path(__file__).with_name("curation_helpers.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _load_helpers()
+RUN_INFO, make_pool, make_profile = helpers.RUN_INFO, helpers.make_pool, helpers.make_profile
+
+
+def _two_configs(out_dir):
+    first = curate(make_pool())
+    write_curated(first, out_dir, RUN_INFO)
+    other_model = [make_profile(i, i % 9, model="org/other-model") for i in range(30)]
+    second = curate(other_model, CurateConfig(config_name="other", rule="symmetric"))
+    write_curated(second, out_dir, RUN_INFO | {"model": "org/other-model", "model_revision": "feedbeef"})
+    return first, second
+
+
+def test_template_is_packaged():
+    text = load_template()
+    assert "{{ repo_id }}" in text and "## Use" in text
+
+
+def test_card_yaml_loads_and_lists_every_config(tmp_path):
+    first, second = _two_configs(tmp_path)
+    card = DatasetCard.load(tmp_path / "README.md")
+    meta = card.data.to_dict()
+    assert [c["config_name"] for c in meta["configs"]] == ["other", "tiny-llama"]
+    assert meta["configs"][1]["data_files"] == [{"split": "train", "path": "data/tiny-llama/train-*"}]
+    assert meta["license"] == "mit"
+    assert meta["annotations_creators"] == ["machine-generated"]
+    assert meta["task_categories"] == ["text-generation"]
+    assert meta["source_datasets"] == ["toy/test"]
+    profiles = meta["sgpo_profiles"]
+    assert profiles["tiny-llama"]["model_revision"] == "0123abcd"
+    assert profiles["other"]["model"] == "org/other-model"
+    assert profiles["tiny-llama"]["sampling"]["k"] == 8
+    assert profiles["tiny-llama"]["verifier"] == "math-verify"
+    assert profiles["other"]["curation"]["rule"] == "symmetric"
+    assert profiles["tiny-llama"]["drops"] == first.drops
+
+
+def test_card_body_says_how_it_was_made_counts_and_use(tmp_path):
+    first, _ = _two_configs(tmp_path)
+    text = (tmp_path / "README.md").read_text()
+    assert "## Config `tiny-llama`" in text and "## Config `other`" in text
+    assert "revision `0123abcd`" in text and "temperature 1.0" in text and "`math-verify` 0.9.0" in text
+    assert f"| `trivial` | {first.drops['trivial']} |" in text
+    assert f"| `unsolvable_not_sampled` | {first.drops['unsolvable_not_sampled']} |" in text
+    assert f"{first.num_profiles} profiled queries, {first.num_kept} kept" in text
+    assert "hf download ORG/NAME --repo-type dataset" in text
+    assert 'load_dataset("ORG/NAME", "other", split="train")' in text
+    assert "AdaptiveGRPOTrainer" in text
+    for column in first.dataset.column_names:
+        assert f"| `{column}` |" in text
+    with_repo = render_card(read_summaries(tmp_path), repo_id="me/toy-sgpo")
+    assert "hf download me/toy-sgpo --repo-type dataset" in with_repo
+
+
+def test_card_images_exist(tmp_path):
+    _two_configs(tmp_path)
+    text = (tmp_path / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(images) == 6
+    for image in images:
+        path = tmp_path / image
+        assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", image
+
+
+def test_rendering_is_deterministic(tmp_path):
+    result = curate(make_pool())
+    first = render_plots(result, tmp_path / "a")
+    second = render_plots(result, tmp_path / "b")
+    for name in first:
+        assert first[name].read_bytes() == second[name].read_bytes(), name
+    write_curated(result, tmp_path / "out", RUN_INFO)
+    summaries = read_summaries(tmp_path / "out")
+    assert render_card(summaries, "me/x") == render_card(summaries, "me/x")
+
+
+def test_configs_of_an_existing_card_are_kept(tmp_path):
+    write_curated(curate(make_pool()), tmp_path, RUN_INFO)
+    foreign = [{"config_name": "raw", "data_files": [{"split": "train", "path": "raw/*.parquet"}]}]
+    text = render_card(read_summaries(tmp_path), extra_configs=foreign)
+    meta = DatasetCard(text).data.to_dict()
+    assert [c["config_name"] for c in meta["configs"]] == ["raw", "tiny-llama"]
+    assert "| `raw` | (added by another tool" in text
