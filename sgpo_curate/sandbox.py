@@ -70,7 +70,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ STATUSES = ("passed", "failed", "timeout", "crashed", "error")
 # The trusted harness: the first and only code the sandboxed interpreter runs before the program.
 # argv: result fd, cpu seconds, address space bytes, file size bytes, processes, module name.
 HARNESS = r"""
-import os, resource, sys, traceback
+import os, resource, sys
 def _harness():
     fd = int(sys.argv[1])
     cpu, mem, fsize, nproc = (int(v) for v in sys.argv[2:6])
@@ -118,6 +118,7 @@ def _harness():
         os._exit(3)
     except BaseException as exc:
         try:
+            import traceback
             traceback.print_exc(limit=-3)
             message = str(exc).splitlines()[0][:200] if str(exc) else ""
         except BaseException:
@@ -152,6 +153,11 @@ class SandboxConfig:
         default=None,
         metadata={"help": "Interpreter for programs; default: this one, else /usr/bin/python3 if the "
                           "sandbox user cannot run this one (e.g. a venv under /root)."},
+    )
+    site_packages: bool = field(
+        default=False,
+        metadata={"help": "Let programs import the interpreter's third-party packages (runs `site`: "
+                          "about 3x slower start in a venv); default: standard library only (`python -I -S`)."},
     )
     isolate_network: bool = field(
         default=True,
@@ -234,6 +240,11 @@ class Isolation:
     drop_privileges: bool
     user_namespace: bool
     python: str
+    site_packages: bool = False
+    python_version: str = ""
+
+    def interpreter(self) -> list[str]:
+        return [self.python, "-I"] + ([] if self.site_packages else ["-S"])
 
     def command(self, uid: int | None) -> list[str]:
         prefix: list[str] = []
@@ -255,10 +266,12 @@ class Isolation:
 
     def describe(self) -> dict[str, Any]:
         return {"network_isolated": self.network_isolated, "pid_namespace": self.pid_namespace,
-                "uid_isolated": self.drop_privileges, "python": self.python}
+                "uid_isolated": self.drop_privileges, "python": self.python,
+                "python_version": self.python_version}
 
 
-_PROBE = "import os, socket; print(os.getuid(), ','.join(n for _, n in socket.if_nameindex()))"
+_PROBE = ("import os, platform, socket; "
+          "print(os.getuid(), ','.join(n for _, n in socket.if_nameindex()), platform.python_version())")
 _ISOLATION_CACHE: dict[tuple, Isolation] = {}
 _WARNED: set[str] = set()
 _CACHE_LOCK = threading.Lock()
@@ -270,23 +283,24 @@ def _warn_once(key: str, message: str) -> None:
         logger.warning(message)
 
 
-def _probe(isolation: Isolation, uid: int | None, scratch: str) -> bool:
-    """Run a tiny program the way real ones run; True when it ran with the isolation claimed."""
-    command = isolation.command(uid) + [isolation.python, "-I", "-c", _PROBE]
+def _probe(isolation: Isolation, uid: int | None, scratch: str) -> str | None:
+    """Run a tiny program the way real ones run; its Python version when it ran with the isolation
+    claimed (the right uid; only a loopback interface when the network is said to be isolated)."""
+    command = isolation.command(uid) + isolation.interpreter() + ["-c", _PROBE]
     try:
         done = subprocess.run(command, cwd=scratch, env=_scrubbed_env(scratch), capture_output=True,
                               timeout=30, start_new_session=True)
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    if done.returncode != 0:
-        return False
+        return None
     words = done.stdout.decode(errors="replace").split()
-    if len(words) != 2:
-        return False
-    uid_seen, interfaces = int(words[0]), words[1].split(",")
+    if done.returncode != 0 or len(words) != 3:
+        return None
+    uid_seen, interfaces, version = int(words[0]), words[1].split(","), words[2]
     if isolation.drop_privileges and uid_seen != uid:
-        return False
-    return not isolation.network_isolated or interfaces == ["lo"]
+        return None
+    if isolation.network_isolated and interfaces != ["lo"]:
+        return None
+    return version
 
 
 def _python_candidates(config: SandboxConfig) -> list[str]:
@@ -305,7 +319,8 @@ def detect_isolation(config: SandboxConfig) -> Isolation:
     Tries, in order: network + pid namespaces with an unprivileged uid (root), a user namespace with
     network + pid namespaces (not root), and finally no namespaces - with a one-time warning.
     """
-    key = (config.python, config.isolate_network, config.drop_privileges, config.uid_base)
+    key = (config.python, config.site_packages, config.isolate_network, config.drop_privileges,
+           config.uid_base, config.scratch_root)
     with _CACHE_LOCK:
         if key in _ISOLATION_CACHE:
             return _ISOLATION_CACHE[key]
@@ -335,8 +350,10 @@ def _detect(config: SandboxConfig) -> Isolation:
             if dropping and not shutil.which("setpriv"):
                 continue
             for python in _python_candidates(config):
-                isolation = Isolation(namespaces, namespaces, dropping, userns, python)
-                if _probe(isolation, uid, scratch):
+                isolation = Isolation(namespaces, namespaces, dropping, userns, python, config.site_packages)
+                version = _probe(isolation, uid, scratch)
+                if version:
+                    isolation = replace(isolation, python_version=version)
                     logger.debug("sandbox isolation: %s", isolation)
                     return isolation
     python = _python_candidates(config)[0]
@@ -345,7 +362,7 @@ def _detect(config: SandboxConfig) -> Isolation:
             "sandbox: cannot run programs as an unprivileged user (is setpriv installed and can the "
             f"sandbox uid execute {python}?); pass SandboxConfig(python=...) or drop_privileges=False"
         )
-    return Isolation(False, False, False, False, python)
+    return Isolation(False, False, False, False, python, config.site_packages)
 
 
 def _scrubbed_env(scratch: str) -> dict[str, str]:
@@ -485,7 +502,7 @@ class Sandbox:
         read_fd, write_fd = os.pipe()
         args = [str(write_fd), str(config.cpu_limit), str(config.memory_mb * 2**20),
                 str(config.max_file_mb * 2**20), str(config.max_processes), module_name]
-        command = isolation.command(uid) + [isolation.python, "-I", "-c", HARNESS, *args]
+        command = isolation.command(uid) + isolation.interpreter() + ["-c", HARNESS, *args]
         start = time.monotonic()
         try:
             proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -561,11 +578,12 @@ class Sandbox:
             return "error", f"the sandbox harness did not start (exit status {returncode})"
         if returncode == 0 and f"pass:{nonce}" in lines:
             return "passed", "ran to the end"
+        if cpu >= self.config.cpu_limit - 0.05:
+            # Killed by RLIMIT_CPU: SIGXCPU, or SIGKILL at the hard limit when the program is a pid
+            # namespace's init (which ignores SIGXCPU); unshare then reports it as exit status 1.
+            return "timeout", f"CPU time limit of {self.config.cpu_limit}s exceeded"
         if returncode < 0:
-            signum = -returncode
-            if signum in (signal.SIGXCPU, signal.SIGKILL) and cpu >= self.config.cpu_limit - 0.05:
-                return "timeout", f"CPU time limit of {self.config.cpu_limit}s exceeded"
-            return "crashed", f"killed by {signal.Signals(signum).name}"
+            return "crashed", f"killed by {signal.Signals(-returncode).name}"
         failures = [line[5:] for line in lines if line.startswith("fail:")]
         if failures:
             return "failed", failures[-1]
