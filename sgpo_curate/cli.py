@@ -200,6 +200,7 @@ The token comes from HF_TOKEN or `hf auth login`; rerunning with unchanged files
 def _run_publish(args: argparse.Namespace) -> int:
     from sgpo_curate.hub import HubAuthError, publish
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per HTTP request otherwise
     try:
         result = publish(args.dir, args.repo, config_name=args.config, revision=args.revision,
                          private=args.private)

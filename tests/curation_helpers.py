@@ -1,7 +1,7 @@
 """Builders of small, exact profile pools for the curation, card and hub tests.
 
 The tests run with `--import-mode=importlib`, where test modules cannot import each other; they load this
-file by path with `load_helpers()` (see the top of each test module).
+file by path (see `_load_helpers` at the top of each test module).
 """
 
 from __future__ import annotations

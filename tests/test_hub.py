@@ -1,0 +1,197 @@
+"""Publishing against a Hub-compatible server on 127.0.0.1, with the real clients in subprocesses.
+
+`HF_ENDPOINT` is read when `huggingface_hub` / `datasets` are imported, so every client (our `publish` via
+the CLI, `hf download`, `datasets.load_dataset`) runs in a fresh subprocess whose environment points at
+the server started here (`tests/hub_server.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from huggingface_hub import DatasetCard
+
+from sgpo_curate.curation import CurateConfig, curate, write_curated
+
+
+def _load(name: str):
+    """A helper module next to this file, loaded by path (test modules cannot import each other here)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _load("curation_helpers")
+HubServer = _load("hub_server").HubServer
+REJECTED = "hf_rejected_token"
+TIMEOUT = 240
+
+
+@pytest.fixture(scope="module")
+def hub():
+    with HubServer(rejected_tokens=(REJECTED,)) as server:
+        yield server
+    assert server.unknown_routes == [], f"clients hit routes the server does not serve: {server.unknown_routes}"
+
+
+def client_env(hub, tmp_path: Path, token: str | None = "dummy") -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}  # conftest sets HF_HUB_OFFLINE
+    env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf-home"),
+               HF_DATASETS_CACHE=str(tmp_path / "hf-datasets"), HF_HUB_DISABLE_TELEMETRY="1",
+               HF_HUB_DISABLE_UPDATE_CHECK="1", HF_HUB_DISABLE_PROGRESS_BARS="1", OMP_NUM_THREADS="1")
+    if token is not None:
+        env["HF_TOKEN"] = token
+    return env
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def sgpo(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "sgpo_curate.cli", *args], env)
+
+
+def load_rows(env: dict[str, str], repo_id: str, config: str) -> list[dict]:
+    code = (f"import json, datasets; ds = datasets.load_dataset({repo_id!r}, {config!r}, split='train'); "
+            "print(json.dumps(ds.to_list()))")
+    proc = run([sys.executable, "-c", code], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def curated_dir(path: Path, model: str = helpers.MODEL, config_name: str | None = None):
+    profiles = helpers.make_pool() if model == helpers.MODEL else [
+        helpers.make_profile(i, i % 9, model=model) for i in range(30)]
+    result = curate(profiles, CurateConfig(config_name=config_name))
+    write_curated(result, path, helpers.RUN_INFO | {"model": model})
+    return result
+
+
+def test_publish_then_hf_download_and_load_dataset_give_the_same_rows(hub, tmp_path):
+    result = curated_dir(tmp_path / "curated")
+    env = client_env(hub, tmp_path)
+    published = sgpo(env, "publish", str(tmp_path / "curated"), "--repo", "org/toy-sgpo", "--private")
+    assert published.returncode == 0, published.stderr[-3000:]
+    assert "pushed config(s) tiny-llama" in published.stdout
+    assert hub.state.repos[("dataset", "org/toy-sgpo")].private
+
+    hf = str(Path(sys.executable).with_name("hf"))
+    download = run([hf, "download", "org/toy-sgpo", "--repo-type", "dataset", "--local-dir", str(tmp_path / "dl")],
+                   env)
+    assert download.returncode == 0, download.stderr[-3000:]
+    parquet = tmp_path / "dl" / "data" / "tiny-llama" / "train-00000-of-00001.parquet"
+    expected = result.dataset.to_list()
+    assert pq.read_table(parquet).to_pylist() == expected
+    assert load_rows(env, "org/toy-sgpo", "tiny-llama") == expected
+
+    card = DatasetCard.load(tmp_path / "dl" / "README.md")
+    assert [c["config_name"] for c in card.data.to_dict()["configs"]] == ["tiny-llama"]
+    assert "hf download org/toy-sgpo --repo-type dataset" in card.text
+    for name in ("pass_rate_histogram", "group_size_distribution", "rollouts_vs_uniform"):
+        assert (tmp_path / "dl" / "plots" / "tiny-llama" / f"{name}.png").is_file()
+    assert not (tmp_path / "dl" / "rejects").exists(), "rejects stay local"
+
+
+def test_second_config_leaves_the_first_intact_and_republishing_is_a_no_op(hub, tmp_path):
+    repo = "org/two-models"
+    first = curated_dir(tmp_path / "a")
+    second = curated_dir(tmp_path / "b", model="org/other-model", config_name="other")
+    env = client_env(hub, tmp_path)
+
+    assert sgpo(env, "publish", str(tmp_path / "a"), "--repo", repo).returncode == 0
+    files_after_first = hub.files(repo)
+    commits_after_first = len(hub.commits(repo))
+    proc = sgpo(env, "publish", str(tmp_path / "b"), "--repo", repo)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "configs in the repo: other, tiny-llama" in proc.stdout
+    assert len(hub.commits(repo)) == commits_after_first + 1
+    files = hub.files(repo)
+    for path, data in files_after_first.items():
+        if path != "README.md":
+            assert files[path] == data, f"{path} changed when another config was added"
+    card = DatasetCard(files["README.md"].decode())
+    assert [c["config_name"] for c in card.data.to_dict()["configs"]] == ["other", "tiny-llama"]
+    assert "## Config `tiny-llama`" in card.text and "## Config `other`" in card.text
+
+    assert load_rows(env, repo, "tiny-llama") == first.dataset.to_list()
+    assert load_rows(env, repo, "other") == second.dataset.to_list()
+
+    commits = len(hub.commits(repo))
+    for folder in ("b", "a"):  # the same content again, from either model's folder
+        again = sgpo(env, "publish", str(tmp_path / folder), "--repo", repo)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "unchanged, nothing pushed" in again.stdout
+    assert len(hub.commits(repo)) == commits, "re-publishing the same content made a commit"
+    assert hub.files(repo) == files
+
+
+def test_rejected_or_missing_token_is_a_clear_error_and_never_printed(hub, tmp_path):
+    curated_dir(tmp_path / "curated")
+    rejected = sgpo(client_env(hub, tmp_path, token=REJECTED), "publish", str(tmp_path / "curated"),
+                    "--repo", "org/denied")
+    assert rejected.returncode == 2
+    assert "rejected the token (HTTP 401)" in rejected.stderr
+    assert "HF_TOKEN" in rejected.stderr and "hf auth login" in rejected.stderr
+    assert REJECTED not in rejected.stdout + rejected.stderr
+    assert "Traceback" not in rejected.stderr
+
+    missing = sgpo(client_env(hub, tmp_path, token=None), "publish", str(tmp_path / "curated"), "--repo", "org/denied")
+    assert missing.returncode == 2
+    assert "no Hugging Face token found" in missing.stderr and "HF_TOKEN" in missing.stderr
+    assert ("dataset", "org/denied") not in hub.state.repos
+
+
+def test_publish_to_a_branch_leaves_main_alone(hub, tmp_path):
+    curated_dir(tmp_path / "curated")
+    env = client_env(hub, tmp_path)
+    proc = sgpo(env, "publish", str(tmp_path / "curated"), "--repo", "org/branchy", "--revision", "v2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert set(hub.files("org/branchy", revision="main")) == {".gitattributes"}
+    assert "data/tiny-llama/train-00000-of-00001.parquet" in hub.files("org/branchy", revision="v2")
+
+
+def _request(url: str, method: str = "GET", headers: dict[str, str] | None = None):
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_server_resolve_headers_ranges_and_errors(hub, tmp_path):
+    """The parts of the protocol the clients rely on without asserting them loudly."""
+    curated_dir(tmp_path / "curated")
+    assert sgpo(client_env(hub, tmp_path), "publish", str(tmp_path / "curated"), "--repo", "org/proto").returncode == 0
+    data = hub.files("org/proto")["data/tiny-llama/train-00000-of-00001.parquet"]
+    url = f"{hub.url}/datasets/org/proto/resolve/main/data/tiny-llama/train-00000-of-00001.parquet"
+    status, headers, body = _request(url, "HEAD")
+    assert status == 200 and body == b""
+    assert headers["X-Repo-Commit"] == hub.commits("org/proto")[-1].oid
+    assert headers["X-Linked-Size"] == headers["Content-Length"] == str(len(data))
+    assert headers["X-Linked-Etag"].strip('"') == hashlib.sha256(data).hexdigest()
+    status, headers, body = _request(url, headers={"Range": "bytes=4-11"})
+    assert status == 206 and body == data[4:12] and headers["Content-Range"] == f"bytes 4-11/{len(data)}"
+    cases = [(f"{hub.url}/datasets/org/proto/resolve/main/nope.txt", "EntryNotFound"),
+             (f"{hub.url}/datasets/org/nothing/resolve/main/README.md", "RepoNotFound"),
+             (f"{hub.url}/api/datasets/org/proto/revision/no-such-branch", "RevisionNotFound"),
+             (f"{hub.url}/api/datasets/org/proto/tree/main/no-such-folder", "EntryNotFound")]
+    for case_url, code in cases:
+        status, headers, _ = _request(case_url)
+        assert (status, headers.get("X-Error-Code")) == (404, code), case_url
+    status, _, body = _request(f"{hub.url}/api/datasets/org/proto/tree/main/data?recursive=true")
+    assert status == 200
+    assert {e["path"] for e in json.loads(body)} == {"data/tiny-llama", "data/tiny-llama/train-00000-of-00001.parquet"}
