@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from sgpo_curate.cli import main
-from sgpo_curate.curation import COLUMNS, CurateConfig, curate, write_curated
+from sgpo_curate.curation import COLUMNS, CurateConfig, curate, dataset_features, write_curated
 from sgpo_curate.policy import DROP_REASONS, inverse_rule
 from sgpo_curate.registry import UnknownNameError
 
@@ -47,6 +47,7 @@ def test_columns_group_sizes_and_buckets():
     result = curate(make_pool(), CurateConfig(g_max=16))
     ds = result.dataset
     assert tuple(ds.column_names) == COLUMNS
+    assert ds.features == dataset_features()
     rows = ds.to_list()
     by_id = {r["id"]: r for r in rows}
     assert by_id["toy/13"]["pass_rate"] == 0.125 and by_id["toy/13"]["group_size"] == 8
