@@ -58,6 +58,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import platform
 import queue
 import secrets
 import selectors
@@ -352,7 +353,11 @@ def _detect(config: SandboxConfig) -> Isolation:
             for python in _python_candidates(config):
                 isolation = Isolation(namespaces, namespaces, dropping, userns, python, config.site_packages)
                 version = _probe(isolation, uid, scratch)
-                if version:
+                # Our own interpreter must report our version: as another uid, a binary under an
+                # unreadable prefix (a pyenv under /root) can start with the system's libpython and
+                # stdlib instead - it works, but it is a mix; a coherent system python is preferred.
+                coherent = config.python or python != sys.executable or version == platform.python_version()
+                if version and coherent:
                     isolation = replace(isolation, python_version=version)
                     logger.debug("sandbox isolation: %s", isolation)
                     return isolation
@@ -405,19 +410,20 @@ def _exited(pid: int) -> bool:
 
 
 def _kill_uid(uid: int) -> None:
-    """SIGKILL every process whose real uid is `uid` (a slot's dedicated sandbox uid)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as handle:
-                for line in handle:
-                    if line.startswith("Uid:"):
-                        if int(line.split()[1]) == uid:
-                            os.kill(int(entry), signal.SIGKILL)
-                        break
-        except (OSError, ValueError):
-            continue
+    """SIGKILL every process owned by `uid` (a slot's dedicated sandbox uid).
+
+    The owner of `/proc/<pid>` is the process's effective uid; a sandbox uid has no privilege to
+    change it, so a stat per process finds them without parsing `/proc/<pid>/status`.
+    """
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_uid == uid:
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except OSError:
+                continue
 
 
 class Sandbox:
