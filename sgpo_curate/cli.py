@@ -43,21 +43,24 @@ def _run_sources(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_sampling_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--k", type=int, default=8, help="Samples per query.")
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="Maximum generated tokens per sample.")
-    parser.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature.")
-    parser.add_argument("--top-p", type=float, default=1.0, help="Nucleus sampling mass.")
-    parser.add_argument("--seed", type=int, default=0, help="Base seed: the same seed gives the same profiles.")
-    parser.add_argument("--batch-queries", type=int, default=8,
-                        help="Queries per generate call (each with k samples).")
+def _add_sampling_flags(parser: argparse.ArgumentParser, defaults=None, seed_flags=("--seed", "--sampling-seed")) -> None:
+    from sgpo_curate.config import SamplingConfig
+
+    defaults = defaults or SamplingConfig()
+    help_of = {f.name: f.metadata["help"] for f in SamplingConfig.__dataclass_fields__.values()}
+    parser.add_argument("--k", type=int, default=defaults.k, help=help_of["k"])
+    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help=help_of["max_new_tokens"])
+    parser.add_argument("--temperature", type=float, default=defaults.temperature, help=help_of["temperature"])
+    parser.add_argument("--top-p", type=float, default=defaults.top_p, help=help_of["top_p"])
+    parser.add_argument(*seed_flags, dest="sampling_seed", type=int, default=defaults.seed, help=help_of["seed"])
+    parser.add_argument("--batch-queries", type=int, default=defaults.batch_queries, help=help_of["batch_queries"])
 
 
 def _sampling_config(args: argparse.Namespace):
     from sgpo_curate.config import SamplingConfig
 
     return SamplingConfig(k=args.k, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                          top_p=args.top_p, seed=args.seed, batch_queries=args.batch_queries)
+                          top_p=args.top_p, seed=args.sampling_seed, batch_queries=args.batch_queries)
 
 
 def _add_profile(sub: argparse._SubParsersAction) -> None:
@@ -129,9 +132,6 @@ def _run_merge(args: argparse.Namespace) -> int:
 
 
 def _add_curate(sub: argparse._SubParsersAction) -> None:
-    from sgpo_curate.curation import CurateConfig
-
-    help_of = {f.name: f.metadata["help"] for f in CurateConfig.__dataclass_fields__.values()}
     parser = sub.add_parser(
         "curate", help="Filter profiles, add group sizes and curriculum order, write parquet + dataset card.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -142,6 +142,14 @@ def _add_curate(sub: argparse._SubParsersAction) -> None:
 Writes OUT/data/CONFIG/*.parquet, OUT/README.md (card), OUT/plots/CONFIG/*.png, OUT/rejects/CONFIG.jsonl.""")
     parser.add_argument("profile_dir", help="A profiling output folder (profiles.parquet + run.json).")
     parser.add_argument("--out", required=True, help="Dataset folder to write (several configs may share it).")
+    _add_curate_flags(parser)
+    parser.set_defaults(func=_run_curate)
+
+
+def _add_curate_flags(parser: argparse.ArgumentParser) -> None:
+    from sgpo_curate.curation import CurateConfig
+
+    help_of = {f.name: f.metadata["help"] for f in CurateConfig.__dataclass_fields__.values()}
     parser.add_argument("--rule", default="inverse", help=help_of["rule"])
     parser.add_argument("--estimator", default="raw", help=help_of["estimator"])
     parser.add_argument("--g-min", type=int, default=2, help=help_of["g_min"])
@@ -153,21 +161,31 @@ Writes OUT/data/CONFIG/*.parquet, OUT/README.md (card), OUT/plots/CONFIG/*.png, 
     parser.add_argument("--order", default="easy-to-hard", help=help_of["order"])
     parser.add_argument("--seed", type=int, default=0, help=help_of["seed"])
     parser.add_argument("--config-name", help=help_of["config_name"])
-    parser.set_defaults(func=_run_curate)
 
 
 def _run_curate(args: argparse.Namespace) -> int:
-    from sgpo_curate.curation import CurateConfig, curate, write_curated
+    from sgpo_curate.curation import curate, write_curated
     from sgpo_curate.profiling import load_profiles, load_run_info
 
-    config = CurateConfig(
+    config = _curate_config(args)
+    result = curate(load_profiles(args.profile_dir), config)
+    files = write_curated(result, args.out, load_run_info(args.profile_dir))
+    _report_curation(result, files, config)
+    return 0
+
+
+def _curate_config(args: argparse.Namespace):
+    from sgpo_curate.curation import CurateConfig
+
+    return CurateConfig(
         estimator=args.estimator, rule=args.rule, g_min=args.g_min, g_max=args.g_max,
         uniform_group_size=args.uniform_group_size, unsolvable_keep_fraction=args.unsolvable_keep,
         min_pass_rate=args.min_pass_rate, max_pass_rate=args.max_pass_rate, order=args.order, seed=args.seed,
         config_name=args.config_name,
     )
-    result = curate(load_profiles(args.profile_dir), config)
-    files = write_curated(result, args.out, load_run_info(args.profile_dir))
+
+
+def _report_curation(result, files, config) -> None:
     signal = result.signal
     _out(f"config {result.config_name!r} ({result.model}): kept {result.num_kept} of {result.num_profiles} profiles")
     for reason, count in result.drops.items():
@@ -178,7 +196,6 @@ def _run_curate(args: argparse.Namespace) -> int:
          f"expected informative groups {signal.informative_fraction:.2f} vs {signal.uniform_informative_fraction:.2f}")
     _out(f"wrote {files.data_file}, {files.card}, plots in {files.data_file.parent.parent.parent / 'plots'}, "
          f"rejects in {files.rejects}")
-    return 0
 
 
 def _add_publish(sub: argparse._SubParsersAction) -> None:
@@ -213,7 +230,48 @@ def _run_publish(args: argparse.Namespace) -> int:
 
 
 # Each entry adds one subcommand; a subcommand's module keeps its parser next to its runner.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_sources, _add_profile, _add_merge, _add_curate, _add_publish]
+def _add_quickstart(sub: argparse._SubParsersAction) -> None:
+    from sgpo_curate import pipeline
+
+    parser = sub.add_parser(
+        "quickstart", help="The whole job on an embedded default: profile, curate, write the dataset locally.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"""By default: the bundled {pipeline.DEFAULT_MODEL} on the first {pipeline.DEFAULT_LIMIT} \
+{pipeline.DEFAULT_DATASET} problems, k={pipeline.DEFAULT_SAMPLING.k}; no network needed.
+examples:
+  sgpo-curate quickstart
+  sgpo-curate quickstart --out runs/qs --limit 32 --k 8
+  sgpo-curate quickstart --push-to-hub me/mawps-sgpo      # needs HF_TOKEN or `hf auth login`""")
+    parser.add_argument("--out", default="runs/quickstart", help="Run folder (profiles/ and dataset/ inside).")
+    parser.add_argument("--model", default=pipeline.DEFAULT_MODEL, help="Bundled model name, folder, or Hub id.")
+    parser.add_argument("--dataset", default=pipeline.DEFAULT_DATASET, help="Source name or file.")
+    parser.add_argument("--limit", type=int, default=pipeline.DEFAULT_LIMIT, help="First N queries.")
+    _add_sampling_flags(parser, pipeline.DEFAULT_SAMPLING, seed_flags=("--sampling-seed",))  # --seed: curation
+    _add_curate_flags(parser)
+    parser.add_argument("--push-to-hub", metavar="ORG/NAME", help="Publish the curated dataset to this repo.")
+    parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+    parser.set_defaults(func=_run_quickstart)
+
+
+def _run_quickstart(args: argparse.Namespace) -> int:
+    from sgpo_curate.pipeline import run_pipeline
+
+    config = _curate_config(args)
+    result = run_pipeline(args.out, dataset=args.dataset, model=args.model, limit=args.limit,
+                          sampling=_sampling_config(args), curate_config=config, push_to_hub=args.push_to_hub,
+                          progress=not args.no_progress)
+    _out(result.profile_summary.format())
+    _report_curation(result.curation, result.files, config)
+    if result.published is not None:
+        _out(f"published: {result.published}")
+    _out(f"next: load it with datasets.load_dataset({str(result.files.out_dir)!r}, {result.curation.config_name!r})")
+    return 0
+
+
+# Each entry adds one subcommand; a subcommand's module keeps its parser next to its runner.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_quickstart, _add_profile, _add_merge, _add_curate, _add_publish, _add_sources,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
