@@ -174,6 +174,7 @@ def _config_context(summary: Mapping[str, Any]) -> dict[str, Any]:
         "top_p": sampling.get("top_p", "unknown"),
         "max_new_tokens": sampling.get("max_new_tokens", "unknown"),
         "sampling_seed": sampling.get("seed", "unknown"),
+        "sampler": run.get("sampler") or "unknown",
         "verifier": run.get("verifier") or "unknown",
         "verifier_version": run.get("verifier_version") or "",
         "source": run.get("source") or "unknown",
@@ -272,7 +273,8 @@ def _plot_pass_rates(ax, result) -> None:
 def _plot_group_sizes(ax, result) -> None:
     sizes = list(result.dataset["group_size"])
     values = sorted(set(sizes))
-    ax.bar([str(v) for v in values], [sizes.count(v) for v in values], color="#1f77b4")
+    ax.bar(range(len(values)), [sizes.count(v) for v in values], color="#1f77b4")
+    ax.set_xticks(range(len(values)), [str(v) for v in values])
     ax.set_xlabel(f"recommended group size G ({result.config.rule} rule)")
     ax.set_ylabel("queries")
     ax.set_title(f"{result.config_name}: group sizes")

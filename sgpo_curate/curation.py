@@ -454,14 +454,25 @@ def write_curated(result: CurationResult, out_dir: str | Path,
 
     Returns:
         `CuratedFiles`: the written paths.
+
+    Raises:
+        `ValueError`: no row was kept (an empty parquet file is unreadable by `datasets`).
     """
+    import pyarrow.parquet as pq
+
     from sgpo_curate.cards import render_card_from_dir, render_plots
 
+    if result.num_kept == 0:
+        # `datasets` cannot read a parquet file without rows, so an empty config would break every reader.
+        dropped = ", ".join(f"{k} {v}" for k, v in result.drops.items() if v)
+        raise ValueError(f"no query of {result.model} survived curation (dropped: {dropped}); keep more "
+                         "(e.g. a higher unsolvable_keep_fraction or a wider pass-rate band) or profile more queries")
     out_dir = Path(out_dir)
     name = result.config_name
     data_file = out_dir / "data" / name / DATA_FILE
     data_file.parent.mkdir(parents=True, exist_ok=True)
-    result.dataset.to_parquet(str(data_file))
+    # pyarrow directly: same file as `Dataset.to_parquet` (features in the schema metadata), no progress bar
+    pq.write_table(result.dataset.with_format("arrow")[:], data_file)
     plots = render_plots(result, out_dir / "plots" / name)
     summary_file = out_dir / "curation" / f"{name}.json"
     summary_file.parent.mkdir(parents=True, exist_ok=True)

@@ -149,6 +149,14 @@ def test_write_curated_round_trips_through_load_dataset(tmp_path):
     assert all(p.stat().st_size > 1000 for p in files.plots.values())
 
 
+def test_write_curated_refuses_an_empty_config(tmp_path):
+    result = curate([make_profile(i, 8) for i in range(5)])
+    assert result.num_kept == 0 and result.drops["trivial"] == 5
+    with pytest.raises(ValueError, match="no query of org/tiny-llama survived curation"):
+        write_curated(result, tmp_path / "out", RUN_INFO)
+    assert not (tmp_path / "out" / "data").exists()
+
+
 def test_cli_curate_writes_dataset_and_prints_summary(tmp_path, capsys):
     profile_dir = write_profile_dir(tmp_path / "profiles", make_pool())
     code = main(["curate", str(profile_dir), "--out", str(tmp_path / "out"), "--rule", "symmetric",
