@@ -107,6 +107,7 @@ def render_card(summaries: Sequence[Mapping[str, Any]], repo_id: str | None = No
         repo_id=repo_id or PLACEHOLDER_REPO,
         example_config=summaries[0]["config_name"],
         example_model=summaries[0]["model"],
+        example_g_max=max((int(g) for g in summaries[0]["group_size_counts"]), default=16),
     )
     header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False)
     return f"---\n{header}---\n\n{body}"

@@ -140,8 +140,8 @@ def test_second_config_leaves_the_first_intact_and_republishing_is_a_no_op(hub, 
 
 def test_rejected_or_missing_token_is_a_clear_error_and_never_printed(hub, tmp_path):
     curated_dir(tmp_path / "curated")
-    rejected = sgpo(client_env(hub, tmp_path, token=REJECTED), "publish", str(tmp_path / "curated"),
-                    "--repo", "org/denied")
+    rejected = sgpo(client_env(hub, tmp_path, token=REJECTED), "-v", "publish", str(tmp_path / "curated"),
+                    "--repo", "org/denied")  # debug logging on: still no token in the output
     assert rejected.returncode == 2
     assert "rejected the token (HTTP 401)" in rejected.stderr
     assert "HF_TOKEN" in rejected.stderr and "hf auth login" in rejected.stderr
