@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -55,7 +56,7 @@ def card_metadata(summaries: Sequence[Mapping[str, Any]],
     """
     summaries = sorted(summaries, key=lambda s: s["config_name"])
     runs = [s.get("run_info") or {} for s in summaries]
-    licenses = sorted({str(r["source_license"]) for r in runs if r.get("source_license")})
+    licenses = sorted({_license_id(r["source_license"]) for r in runs if r.get("source_license")})
     sources = sorted({str(r["source"]) for r in runs if r.get("source")})
     rows = max((int(s["num_rows"]) for s in summaries), default=0)
     configs = [{"config_name": s["config_name"],
@@ -63,13 +64,18 @@ def card_metadata(summaries: Sequence[Mapping[str, Any]],
     known = {c["config_name"] for c in configs}
     configs += [dict(c) for c in extra_configs if c.get("config_name") not in known]
     meta: dict[str, Any] = {
-        "license": licenses[0] if len(licenses) == 1 else (licenses or "other"),
+        # The Hub takes one license id; configs from sources under different licenses say "other" and
+        # name them (each config's own is under sgpo_profiles).
+        "license": licenses[0] if len(licenses) == 1 else "other",
         "pretty_name": _title(summaries),
         "task_categories": ["text-generation"],
         "tags": ["rlvr", "grpo", "sgpo", "difficulty", "pass-rate", "curriculum"],
         "annotations_creators": ["machine-generated"],
         "size_categories": [_size_category(rows)],
     }
+    if len(licenses) > 1:
+        meta["license_name"] = "mixed"
+        meta["license_details"] = "Rows keep their source's license: " + ", ".join(licenses)
     if sources:
         meta["source_datasets"] = sources
     meta["configs"] = sorted(configs, key=lambda c: str(c.get("config_name")))
@@ -111,6 +117,11 @@ def render_card(summaries: Sequence[Mapping[str, Any]], repo_id: str | None = No
     )
     header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False)
     return f"---\n{header}---\n\n{body}"
+
+
+def _license_id(name: Any) -> str:
+    """A Hub license id from a free-form name: `"CC BY 4.0"` -> `"cc-by-4.0"`, `"MIT"` -> `"mit"`."""
+    return re.sub(r"[\s_]+", "-", str(name).strip().lower()) or "unknown"
 
 
 def _title(summaries: Sequence[Mapping[str, Any]]) -> str:

@@ -102,3 +102,12 @@ def test_configs_of_an_existing_card_are_kept(tmp_path):
     meta = DatasetCard(text).data.to_dict()
     assert [c["config_name"] for c in meta["configs"]] == ["raw", "tiny-llama"]
     assert "| `raw` | (added by another tool" in text
+
+
+def test_license_ids_are_normalized_and_mixed_sources_say_other(tmp_path):
+    write_curated(curate(make_pool()), tmp_path, RUN_INFO | {"source_license": "CC BY 4.0"})
+    assert DatasetCard.load(tmp_path / "README.md").data.to_dict()["license"] == "cc-by-4.0"
+    other = curate([make_profile(i, 3, model="org/b") for i in range(4)])
+    write_curated(other, tmp_path, RUN_INFO | {"source_license": "MIT", "model": "org/b"})
+    meta = DatasetCard.load(tmp_path / "README.md").data.to_dict()
+    assert meta["license"] == "other" and "cc-by-4.0, mit" in meta["license_details"]
