@@ -110,6 +110,13 @@ def test_expected_signal_against_uniform_grpo():
     assert uniform.informative_groups == pytest.approx(uniform.uniform_informative_groups)
 
 
+def test_a_rule_from_user_code_by_dotted_path():
+    result = curate(make_pool(), CurateConfig(rule="sgpo_curate.policy:symmetric_rule", g_max=16))
+    by_id = {r["id"]: r for r in result.dataset.to_list()}
+    assert by_id["toy/21"]["group_size"] == 8  # 7/8: failures are the rare outcome
+    assert by_id["toy/13"]["group_size"] == 8  # 1/8
+
+
 def test_beta_estimator_changes_pass_rates_not_filtering():
     raw = curate(make_pool())
     beta = curate(make_pool(), CurateConfig(estimator="beta"))

@@ -195,3 +195,13 @@ def test_server_resolve_headers_ranges_and_errors(hub, tmp_path):
     status, _, body = _request(f"{hub.url}/api/datasets/org/proto/tree/main/data?recursive=true")
     assert status == 200
     assert {e["path"] for e in json.loads(body)} == {"data/tiny-llama", "data/tiny-llama/train-00000-of-00001.parquet"}
+
+
+def test_publish_checks_the_folder_before_any_network(tmp_path):
+    from sgpo_curate.hub import publish
+
+    curated_dir(tmp_path / "curated")
+    with pytest.raises(FileNotFoundError, match="no config 'nope'"):
+        publish(tmp_path / "curated", "org/x", config_name="nope", token="unused")
+    with pytest.raises(FileNotFoundError, match="no curated config"):
+        publish(tmp_path / "empty", "org/x", token="unused")
