@@ -9,7 +9,8 @@ How each program runs (one fresh process per program, never a reused interpreter
 - **Scratch directory**: a new temp dir (mode 0700, owned by the sandbox user) is the working
   directory, `HOME` and `TMPDIR`; it is deleted afterwards.
 - **Unprivileged user**: when we run as root, the program runs as a dedicated uid per worker slot
-  (`uid_base + slot`, no group memberships). That is what makes root's blind spots safe: root ignores
+  (from `uid_base` up, no group memberships), leased machine-wide with a lock file so concurrent
+  sandboxes (profiling shards, other processes) never share one. That is what makes root's blind spots safe: root ignores
   RLIMIT_NPROC (so a fork bomb would not be bounded), root may write into the project and `$HOME`, and
   root may signal its parent. A per-slot uid also keeps one slot's fork bomb from exhausting the
   process count of the others (RLIMIT_NPROC counts per real uid).
@@ -42,9 +43,14 @@ pipe could forge a pass - the same trust boundary as every in-process test harne
 `__eq__` always returns True is the same class of attack). The sandbox protects the host; it does
 not make a hostile program's test results trustworthy.
 
-Known limits: without a mount namespace the program can read world-readable files and write to
-world-writable ones (`/tmp`, `/dev/shm`) as its unprivileged uid; RLIMIT_FSIZE bounds each file,
-not their number.
+Known limits: there is no mount namespace, so the program can read world-readable files and, as
+its unprivileged uid, create entries in world-writable directories (`/tmp`, `/dev/shm`, ...); those
+are removed after each run (the uid is the slot's alone, so everything it owns there is litter).
+RLIMIT_FSIZE bounds each file, not their number. The program is its pid namespace's init, so
+signals it sends itself without a handler (`os.kill(os.getpid(), SIGTERM)`) are ignored, as for
+any init; RLIMIT_CPU's SIGXCPU is too, and the hard limit (one second later) kills it instead.
+Without root nothing of this uid isolation exists: programs run as the calling user (a warning
+says so once and verdicts record `uid_isolated: False`).
 
 Run the checks: `pytest tests/test_sandbox.py -q`; the benchmark: `python benchmarks/bench_sandbox.py`.
 
@@ -55,6 +61,7 @@ Run the checks: `pytest tests/test_sandbox.py -q`; the benchmark: `python benchm
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import math
 import os
@@ -64,6 +71,7 @@ import secrets
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -170,7 +178,8 @@ class SandboxConfig:
     )
     uid_base: int = field(
         default=61000,
-        metadata={"help": "First uid of the sandbox users (one per worker slot); unused uids, no passwd entry needed."},
+        metadata={"help": "First uid of the sandbox users (one leased per worker slot, from this one up); "
+                          "unused uids, no passwd entry needed."},
     )
     scratch_root: str | None = field(
         default=None, metadata={"help": "Where scratch directories are made; default: the system temp dir."}
@@ -191,7 +200,7 @@ class SandboxConfig:
             raise ValueError(f"SandboxConfig.max_output_bytes must be >= 0, got {self.max_output_bytes}")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"SandboxConfig.workers must be >= 1, got {self.workers}")
-        if not 0 < self.uid_base < 2**31 - 1024:
+        if not 0 < self.uid_base < 2**31 - LEASE_SPAN:
             raise ValueError(f"SandboxConfig.uid_base must be a positive uid, got {self.uid_base}")
 
     @property
@@ -314,8 +323,11 @@ def _python_candidates(config: SandboxConfig) -> list[str]:
     return found
 
 
-def detect_isolation(config: SandboxConfig) -> Isolation:
+def detect_isolation(config: SandboxConfig, probe_uid: int | None = None) -> Isolation:
     """The strongest isolation that actually works here, probed once per process and config.
+
+    `probe_uid` is the uid the probe runs as when privileges are dropped (one the caller leased);
+    default: `config.uid_base`.
 
     Tries, in order: network + pid namespaces with an unprivileged uid (root), a user namespace with
     network + pid namespaces (not root), and finally no namespaces - with a one-time warning.
@@ -325,21 +337,23 @@ def detect_isolation(config: SandboxConfig) -> Isolation:
     with _CACHE_LOCK:
         if key in _ISOLATION_CACHE:
             return _ISOLATION_CACHE[key]
-        isolation = _detect(config)
+        isolation = _detect(config, config.uid_base if probe_uid is None else probe_uid)
         _ISOLATION_CACHE[key] = isolation
     if not isolation.network_isolated:
         why = "isolate_network=False" if not config.isolate_network else "no network namespace works here"
         _warn_once("network", f"sandbox: programs run WITHOUT network isolation ({why}); "
                               f"verdicts record network_isolated=False")
-    if not isolation.drop_privileges and os.geteuid() == 0:
-        _warn_once("uid", "sandbox: programs run as root: they can write wherever root can")
+    if not isolation.drop_privileges:
+        who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()} (this process's user)"
+        _warn_once("uid", f"sandbox: programs run as {who}: they can write wherever that user can "
+                          f"(only root can switch them to an unprivileged uid); verdicts record uid_isolated=False")
     return isolation
 
 
-def _detect(config: SandboxConfig) -> Isolation:
+def _detect(config: SandboxConfig, probe_uid: int) -> Isolation:
     root = os.geteuid() == 0
     drop = root and config.drop_privileges
-    uid = config.uid_base if drop else None
+    uid = probe_uid if drop else None
     shapes: list[tuple[bool, bool, bool]] = []  # (network+pid namespaces, user namespace, drop)
     if config.isolate_network and shutil.which("unshare"):
         shapes.append((True, not root, drop))
@@ -401,6 +415,83 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+LEASE_SPAN = 4096
+
+
+def _lock_dir() -> str:
+    """A root-only directory for the uid lease files (never one a sandbox uid could have planted)."""
+    parent = "/run" if os.access("/run", os.W_OK) else tempfile.gettempdir()
+    path = os.path.join(parent, f"sgpo-sandbox-uids-{os.geteuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise RuntimeError(f"sandbox: refusing the uid lock directory {path}: not a private directory of ours")
+    return path
+
+
+class UidLease:
+    """Exclusive use of `count` sandbox uids from `[base, base + LEASE_SPAN)` on this machine.
+
+    Each uid is held by an exclusive `flock` on its own lock file, so two sandboxes (threads,
+    processes, profiling shards) never run programs as the same uid: a uid's litter sweep and
+    process kill can then only ever hit that sandbox's own programs. The kernel drops the locks when
+    the holder exits, so a crashed run strands nothing.
+    """
+
+    def __init__(self, base: int, count: int):
+        directory = _lock_dir()
+        self.uids: list[int] = []
+        self._fds: list[int] = []
+        for uid in range(base, base + LEASE_SPAN):
+            if len(self.uids) == count:
+                break
+            fd = os.open(os.path.join(directory, f"{uid}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uids.append(uid)
+            self._fds.append(fd)
+        if len(self.uids) < count:
+            self.release()
+            raise RuntimeError(f"sandbox: could not lease {count} free uids from {base}")
+
+    def release(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds, self.uids = [], []
+
+
+# Directories any uid may create entries in: what a sandbox uid leaves there is removed after each run.
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
+
+
+def _sweep_litter(uid: int, roots: Iterable[str]) -> int:
+    """Remove the top-level entries owned by `uid` under each of `roots`; returns how many."""
+    removed = 0
+    for root in roots:
+        try:
+            entries = list(os.scandir(root))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                continue
+    return removed
+
+
 def _exited(pid: int) -> bool:
     """True once `pid` has exited; unlike `Popen.poll` it does not reap it (we `wait4` for its rusage)."""
     try:
@@ -442,20 +533,30 @@ class Sandbox:
     def __init__(self, config: SandboxConfig | None = None):
         self.config = config or SandboxConfig()
         self._pool: ThreadPoolExecutor | None = None
-        self._slots: queue.Queue[int] | None = None
+        self._slots: queue.Queue[int | None] | None = None
+        self._lease: UidLease | None = None
         self._lock = threading.Lock()
 
     @property
     def isolation(self) -> Isolation:
-        return detect_isolation(self.config)
+        self._executor()
+        return detect_isolation(self.config, self._lease.uids[0] if self._lease else None)
 
-    def _executor(self) -> tuple[ThreadPoolExecutor, queue.Queue[int]]:
+    @property
+    def uids(self) -> list[int]:
+        """The sandbox uids this sandbox holds (empty when programs run as the calling user)."""
+        return list(self._lease.uids) if self._lease else []
+
+    def _executor(self) -> tuple[ThreadPoolExecutor, queue.Queue[int | None]]:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.config.num_workers, thread_name_prefix="sandbox")
+                workers = self.config.num_workers
+                if os.geteuid() == 0 and self.config.drop_privileges:
+                    self._lease = UidLease(self.config.uid_base, workers)
+                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sandbox")
                 self._slots = queue.Queue()
-                for slot in range(self.config.num_workers):
-                    self._slots.put(slot)
+                for slot in range(workers):
+                    self._slots.put(self._lease.uids[slot] if self._lease else None)
             return self._pool, self._slots  # type: ignore[return-value]
 
     def run(self, program: str, module_name: str = "__main__") -> Verdict:
@@ -476,7 +577,8 @@ class Sandbox:
         def one(program: str) -> Verdict:
             slot = slots.get()
             try:
-                return self._run_in_slot(program, module_name, slot, isolation)
+                return self._run_in_slot(program, module_name, slot if isolation.drop_privileges else None,
+                                         isolation)
             except Exception as exc:  # the sandbox's own failure, never the program's
                 logger.exception("sandbox error")
                 return Verdict("error", f"sandbox error: {type(exc).__name__}: {exc}"[:300],
@@ -486,9 +588,8 @@ class Sandbox:
 
         return list(pool.map(one, list(programs)))
 
-    def _run_in_slot(self, program: str, module_name: str, slot: int, isolation: Isolation) -> Verdict:
+    def _run_in_slot(self, program: str, module_name: str, uid: int | None, isolation: Isolation) -> Verdict:
         config = self.config
-        uid = config.uid_base + slot if isolation.drop_privileges else None
         scratch = tempfile.mkdtemp(prefix="sgpo-sandbox-", dir=config.scratch_root)
         try:
             with open(os.path.join(scratch, "program.py"), "w", encoding="utf-8") as handle:
@@ -501,6 +602,9 @@ class Sandbox:
             if uid is not None and not isolation.pid_namespace:
                 _kill_uid(uid)
             shutil.rmtree(scratch, ignore_errors=True)
+            if uid is not None:
+                # The uid is this slot's alone, so whatever it owns in /tmp & co. is litter of this run.
+                _sweep_litter(uid, WORLD_WRITABLE)
 
     def _execute(self, scratch: str, module_name: str, uid: int | None, isolation: Isolation) -> Verdict:
         config = self.config
@@ -566,11 +670,18 @@ class Sandbox:
     def _kill(self, proc: subprocess.Popen) -> None:
         # The pid-namespace init first (it may have left our process group with setsid and cleared
         # its parent-death signal); its death takes the whole namespace down. Then the group.
-        for child in _children(proc.pid):
+        children = _children(proc.pid)
+        for child in children:
             try:
                 os.kill(child, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        # Give the launcher a moment to reap its child and exit by itself; killed at once, it would
+        # leave that child as a zombie for the host's init to collect.
+        for _ in range(100 if children else 0):
+            if _exited(proc.pid):
+                break
+            time.sleep(0.01)
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -601,6 +712,14 @@ class Sandbox:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
                 self._slots = None
+            if self._lease is not None:
+                self._lease.release()
+                self._lease = None
+
+    def __del__(self) -> None:
+        lease = getattr(self, "_lease", None)
+        if lease is not None:
+            lease.release()
 
     def __enter__(self) -> Sandbox:
         return self

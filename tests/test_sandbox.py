@@ -30,11 +30,7 @@ CONFIG = SandboxConfig(timeout_s=2.5, workers=2, memory_mb=512, max_output_bytes
 FULL_ISOLATION = os.geteuid() == 0 and bool(shutil.which("unshare")) and bool(shutil.which("setpriv"))
 
 
-def sandbox_uids(config: SandboxConfig) -> range:
-    return range(config.uid_base, config.uid_base + config.num_workers)
-
-
-def processes_of(uids: range) -> list[int]:
+def processes_of(uids: list[int]) -> list[int]:
     """Host pids whose real uid is one of `uids` (zombies excluded)."""
     found = []
     for entry in os.listdir("/proc"):
@@ -132,6 +128,13 @@ def hostile_programs(port: int, marker: str) -> dict[str, str]:
             "time.sleep(60)\n"
         ),
         "segfault": "import ctypes\nctypes.string_at(0)\n",
+        "litter": (
+            "import os\n"
+            f"for folder in ('/tmp', '/dev/shm', '/var/tmp'):\n"
+            f"    os.makedirs(os.path.join(folder, 'sgpo-litter-{marker}', 'deep'))\n"
+            f"    open(os.path.join(folder, 'sgpo-litter-{marker}.txt'), 'w').write('x')\n"
+            "raise SystemExit(1)\n"
+        ),
     }
 
 
@@ -149,7 +152,7 @@ def hostile():
         elapsed = time.monotonic() - start
     listener.close()
     yield {"verdicts": verdicts, "listener": listener, "marker": marker, "elapsed": elapsed,
-           "isolation": sandbox.isolation}
+           "isolation": sandbox.isolation, "uids": sandbox.uids}
     sandbox.close()
     for path in (PROJECT / f"sandbox-escape-{marker}.txt", HOME / f"sandbox-escape-{marker}.txt"):
         path.unlink(missing_ok=True)
@@ -171,7 +174,8 @@ def test_the_host_survives_and_no_sandbox_process_is_left(hostile):
     # This test process is alive (kill_host, kill_parent, kill_everything) and can still start processes.
     assert subprocess.run(["true"]).returncode == 0
     if hostile["isolation"].drop_privileges:
-        assert processes_of(sandbox_uids(CONFIG)) == []
+        assert len(hostile["uids"]) == CONFIG.workers
+        assert processes_of(hostile["uids"]) == []
 
 
 def test_infinite_loop_times_out(hostile):
@@ -184,7 +188,7 @@ def test_fork_bomb_is_bounded(hostile):
     verdict = hostile["verdicts"]["fork_bomb"]
     assert verdict.status in ("timeout", "failed", "crashed")
     if hostile["isolation"].drop_privileges:
-        assert verdict.metadata["uid"] in sandbox_uids(CONFIG)
+        assert verdict.metadata["uid"] in hostile["uids"]
 
 
 def test_memory_bomb_hits_the_address_space_limit(hostile):
@@ -254,13 +258,21 @@ def test_a_process_that_left_the_group_is_killed(hostile):
     verdict = hostile["verdicts"]["escape_group"]
     assert verdict.status == "timeout"
     if hostile["isolation"].drop_privileges:
-        assert processes_of(sandbox_uids(CONFIG)) == []
+        assert processes_of(hostile["uids"]) == []
 
 
 def test_segfault_is_a_crash(hostile):
     verdict = hostile["verdicts"]["segfault"]
     assert verdict.status == "crashed"
     assert "SIGSEGV" in verdict.reason
+
+
+@pytest.mark.skipif(not FULL_ISOLATION, reason="needs root, unshare and setpriv to drop privileges")
+def test_litter_in_world_writable_folders_is_removed(hostile):
+    assert hostile["verdicts"]["litter"].status == "failed"
+    for folder in ("/tmp", "/dev/shm", "/var/tmp"):
+        assert not os.path.exists(os.path.join(folder, f"sgpo-litter-{hostile['marker']}"))
+        assert not os.path.exists(os.path.join(folder, f"sgpo-litter-{hostile['marker']}.txt"))
 
 
 def test_the_batch_ran_in_parallel(hostile):
@@ -317,6 +329,14 @@ def test_parallel_workers_use_distinct_slots(sandbox):
     assert elapsed < 4 * 0.6 * 0.85  # two at a time, not one
     if sandbox.isolation.drop_privileges:
         assert len({v.metadata["uid"] for v in verdicts}) == 2
+
+
+@pytest.mark.skipif(not FULL_ISOLATION, reason="uids are leased only as root")
+def test_concurrent_sandboxes_never_share_a_uid():
+    with Sandbox(SandboxConfig(workers=2)) as first, Sandbox(SandboxConfig(workers=2)) as second:
+        seen = [v.metadata["uid"] for box in (first, second) for v in box.run_many(["pass"] * 2)]
+        assert set(first.uids).isdisjoint(second.uids)
+        assert set(seen) <= set(first.uids) | set(second.uids)
 
 
 def test_without_network_isolation_it_says_so(caplog):
