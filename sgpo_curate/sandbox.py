@@ -9,11 +9,11 @@ How each program runs (one fresh process per program, never a reused interpreter
 - **Scratch directory**: a new temp dir (mode 0700, owned by the sandbox user) is the working
   directory, `HOME` and `TMPDIR`; it is deleted afterwards.
 - **Unprivileged user**: when we run as root, the program runs as a dedicated uid per worker slot
-  (from `uid_base` up, no group memberships), leased machine-wide with a lock file so concurrent
-  sandboxes (profiling shards, other processes) never share one. That is what makes root's blind spots safe: root ignores
-  RLIMIT_NPROC (so a fork bomb would not be bounded), root may write into the project and `$HOME`, and
-  root may signal its parent. A per-slot uid also keeps one slot's fork bomb from exhausting the
-  process count of the others (RLIMIT_NPROC counts per real uid).
+  (from `uid_base` up, no groups, no new privileges), leased machine-wide with a lock file so
+  concurrent sandboxes (profiling shards, other processes) never share one. This is what closes
+  root's blind spots: root ignores RLIMIT_NPROC (a fork bomb would be unbounded), may write into the
+  project and `$HOME`, and may signal its parent. RLIMIT_NPROC counts per real uid, so a uid per
+  slot also keeps one slot's fork bomb from starving the others.
 - **Namespaces** (`unshare`, util-linux): a new network namespace (only a downed loopback: no
   network at all) and a new pid namespace whose init is the program; when it exits the kernel kills
   everything it left behind, including processes that called `setsid()` to escape the process group.
@@ -32,16 +32,19 @@ How each program runs (one fresh process per program, never a reused interpreter
   of each are kept (the rest is drained and counted, never buffered).
 - **Parallel workers**: a thread pool (default: one per core) drives the subprocesses.
 
-Pass detection. A program passes only when the harness reaches the end of the program *and* then
-writes a per-run random nonce to a private result pipe. The nonce is sent on stdin, read by the
-harness before the program starts, and stdin is replaced by `/dev/null`, so the program never sees
-it in its input. Hence `sys.exit(0)` / `os._exit(0)` before the tests (exit code 0, no marker),
-printing a fake "all tests passed" (stdout is not the result channel) and killing the parent do
-not pass. The limit, stated plainly: the program shares an interpreter with the harness, so a
-program written *deliberately* to walk interpreter frames for the nonce and write it to the result
-pipe could forge a pass - the same trust boundary as every in-process test harness (an object whose
-`__eq__` always returns True is the same class of attack). The sandbox protects the host; it does
-not make a hostile program's test results trustworthy.
+Pass detection. A program passes only when the harness reaches the end of the program *and*
+then writes `pass:<nonce>` to a private result pipe, where the nonce is random per run. Why this
+design: exit status 0 alone is forged by `sys.exit(0)` / `os._exit(0)` before the tests run; a
+success line on stdout is forged by `print`; a marker file in the scratch dir is writable by the
+program. The nonce travels on stdin and the harness reads it before the program starts, then puts
+`/dev/null` in its place, so the program cannot read it from its input; the result pipe is not
+stdout, and a marker without the right nonce counts for nothing. So early exits, fake output,
+writes of fake markers to every descriptor, and killing the parent all fail to pass (the tests
+try each). The limit, stated plainly: the program shares an interpreter with the harness, so a
+program written *deliberately* to walk interpreter frames for the nonce could forge a pass - the
+trust boundary of every in-process test harness (an object whose `__eq__` always returns True is
+the same class of attack). The sandbox protects the host; it cannot make a hostile program's test
+results trustworthy.
 
 Known limits: there is no mount namespace, so the program can read world-readable files and, as
 its unprivileged uid, create entries in world-writable directories (`/tmp`, `/dev/shm`, ...); those
@@ -209,7 +212,12 @@ class SandboxConfig:
 
     @property
     def num_workers(self) -> int:
-        return self.workers or os.cpu_count() or 1
+        if self.workers:
+            return self.workers
+        try:
+            return len(os.sched_getaffinity(0))  # the cores this process may use, not all the machine's
+        except AttributeError:  # pragma: no cover - not Linux
+            return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, slots=True)

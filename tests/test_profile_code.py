@@ -33,7 +33,8 @@ def test_profile_code_dataset_end_to_end(dataset, ids, tiny_model_dir, tmp_path)
         assert len(found.rewards) == len(found.completions) == K
         assert all(r in (0.0, 1.0) for r in found.rewards)
         assert found.num_samples == K and found.num_unverifiable == 0
-    assert load_run_info(out)["verifier"] == "code"
+    run = load_run_info(out)
+    assert run["verifier"] == "code" and "network_isolated=" in run["verifier_version"]
 
     verifier = CodeVerifier(workers=2)
     try:

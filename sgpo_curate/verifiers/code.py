@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from dataclasses import replace
 
 from sgpo_curate.records import Query
 from sgpo_curate.registry import VERIFIERS
@@ -115,15 +116,17 @@ class CodeVerifier:
                  timeout_s: float | None = None):
         config = config or SandboxConfig()
         if workers is not None or timeout_s is not None:
-            from dataclasses import replace
-
             config = replace(config, workers=workers or config.workers, timeout_s=timeout_s or config.timeout_s)
         self.config = config
         self._sandbox: Sandbox | None = None
 
     @property
     def version(self) -> str:
-        return "sgpo-sandbox-1"
+        """What verified, for run.json and dataset cards: the sandbox's interpreter and isolation."""
+        isolation = self.sandbox.isolation
+        return (f"sgpo-sandbox/1 python-{isolation.python_version} "
+                f"network_isolated={isolation.network_isolated} uid_isolated={isolation.drop_privileges} "
+                f"timeout_s={self.config.timeout_s:g}")
 
     @property
     def sandbox(self) -> Sandbox:
