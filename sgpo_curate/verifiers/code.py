@@ -7,8 +7,8 @@ other verdict (failed, timeout, crashed, sandbox error), `None` when the query h
 Program assembly follows the shape of the tests, not the source's name, so file/Hub sources with
 mapped `tests` / `entry_point` columns work the same way:
 
-- HumanEval style (the query carries the function stub in `metadata["code_prompt"]`): the stub,
-  then the completion. A completion that is a function *body* completes the stub; one that defines
+- HumanEval style (the query carries a function stub: `metadata["code_prompt"]`, or a mapped
+  source's problem text that is Python defining the entry point): the stub, then the completion. A completion that is a function *body* completes the stub; one that defines
   the whole function redefines it (the later `def` wins), while the stub's imports and helper
   functions stay available.
 - Tests that define `check(candidate)` are followed by `check(<entry_point>)`.
@@ -24,6 +24,7 @@ Programs run with `__name__ == "solution"`, so a completion's `if __name__ == "_
 
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
 from dataclasses import replace
@@ -72,6 +73,26 @@ def _as_body(code: str) -> str:
     return code if first[:1] in (" ", "\t") else textwrap.indent(code, "    ")
 
 
+def function_stub(query: Query) -> str | None:
+    """The HumanEval-style stub a completion may be the body of, if the query has one.
+
+    `metadata["code_prompt"]` (the bundled HumanEval source), else the problem text of a mapped
+    file/Hub source when it is itself Python that defines the entry point (HumanEval-like data
+    whose `prompt` column was mapped to `question`).
+    """
+    metadata = query.metadata or {}
+    if metadata.get("code_prompt"):
+        return metadata["code_prompt"]
+    problem = metadata.get("problem")
+    if not (isinstance(problem, str) and query.entry_point and defines(problem, query.entry_point)):
+        return None
+    try:
+        ast.parse(problem)
+    except SyntaxError:
+        return None
+    return problem
+
+
 def assemble(code: str, query: Query) -> str:
     """The program that runs `code` (already extracted) against `query`'s tests.
 
@@ -85,7 +106,7 @@ def assemble(code: str, query: Query) -> str:
         <BLANKLINE>
     """
     entry_point = (query.entry_point or "").strip()
-    stub = query.metadata.get("code_prompt") if query.metadata else None
+    stub = function_stub(query)
     if stub and entry_point and defines(code, entry_point):
         program = stub.rstrip() + "\n\n\n" + code
     elif stub and entry_point:

@@ -4,14 +4,17 @@ The canonical-solution test runs all 164 HumanEval and all 500 MBPP reference so
 real `CodeVerifier` (sandbox included): it is what proves program assembly right.
 """
 
+import json
 import pickle
 from collections import Counter
 
 import pytest
 
+from sgpo_curate.config import PromptConfig
 from sgpo_curate.records import Query
 from sgpo_curate.sandbox import SandboxConfig
 from sgpo_curate.sources import load_queries
+from sgpo_curate.sources.files import file_source
 from sgpo_curate.verifiers import get_verifier, verifier_for_domain
 from sgpo_curate.verifiers.code import CodeVerifier, assemble, defines, extract_code
 
@@ -92,6 +95,19 @@ def test_generic_check_tests_get_the_entry_point_call(verifier):
     assert assemble("def add(a, b):\n    return a + b", query).endswith("check(add)\n")
     assert verifier(["def add(a, b):\n    return a + b", "def add(a, b):\n    return a - b"],
                     [query, query]) == [1.0, 0.0]
+
+
+def test_column_mapped_humaneval_file_works_like_the_bundled_source(verifier, humaneval, tmp_path):
+    rows = [{"name": q.metadata["task_id"], "prompt": q.metadata["code_prompt"], "test": q.tests,
+             "entry_point": q.entry_point, "solution": q.metadata["canonical_solution"]} for q in humaneval[:6]]
+    data = tmp_path / "humaneval-like.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    source = file_source(str(data), {"question": "prompt", "tests": "test", "id": "name"}, domain="code")
+    queries = list(source.queries(PromptConfig()))
+    assert [q.entry_point for q in queries] == [r["entry_point"] for r in rows]
+    bodies = [r["solution"] for r in rows]  # function bodies: they need the stub from the question
+    assert verifier(bodies, queries) == [1.0] * 6
+    assert verifier(bodies[1:] + bodies[:1], queries) == [0.0] * 6
 
 
 def test_reward_hacks_score_zero(verifier):
