@@ -25,6 +25,8 @@ Programs run with `__name__ == "solution"`, so a completion's `if __name__ == "_
 from __future__ import annotations
 
 import ast
+import builtins
+import keyword
 import re
 import textwrap
 from dataclasses import replace
@@ -65,6 +67,21 @@ def extract_code(completion: str, entry_point: str | None = None) -> str:
         if tag in _PYTHON_TAGS or tag == "":
             return body
     return blocks[0][1]
+
+
+def tested_function(query: Query) -> str | None:
+    """The function the tests are about: the entry point, else the first non-builtin the asserts call.
+
+    Example:
+        >>> tested_function(Query("t/0", "t", "code", (("user", "?"),), tests="assert set(f(1)) == {1}"))
+        'f'
+    """
+    if query.entry_point:
+        return query.entry_point.strip()
+    for name in re.findall(r"\b([A-Za-z_]\w*)\s*\(", query.tests or ""):
+        if not hasattr(builtins, name) and not keyword.iskeyword(name):
+            return name
+    return None
 
 
 def _as_body(code: str) -> str:
@@ -159,7 +176,7 @@ class CodeVerifier:
         """The program each completion runs as; `None` for a query without tests."""
         if len(completions) != len(queries):
             raise ValueError(f"{len(completions)} completions for {len(queries)} queries")
-        return [assemble(extract_code(c, q.entry_point), q) if (q.tests or "").strip() else None
+        return [assemble(extract_code(c, tested_function(q)), q) if (q.tests or "").strip() else None
                 for c, q in zip(completions, queries, strict=True)]
 
     def verdicts(self, completions: list[str], queries: list[Query]) -> list[Verdict | None]:

@@ -16,7 +16,7 @@ from sgpo_curate.sandbox import SandboxConfig
 from sgpo_curate.sources import load_queries
 from sgpo_curate.sources.files import file_source
 from sgpo_curate.verifiers import get_verifier, verifier_for_domain
-from sgpo_curate.verifiers.code import CodeVerifier, assemble, defines, extract_code
+from sgpo_curate.verifiers.code import CodeVerifier, assemble, defines, extract_code, tested_function
 
 CONFIG = SandboxConfig(timeout_s=10, workers=2)
 
@@ -71,6 +71,14 @@ def test_extract_code_from_fences_and_bare_text():
     assert extract_code("```python\ndef f():\n    return 1") == "def f():\n    return 1"  # cut by the token limit
     assert extract_code("    return x + 1\n") == "    return x + 1\n"  # a bare body keeps its indentation
     assert defines("async def g(a):\n    pass", "g") and not defines("    def g(a):", "g")
+
+
+def test_mbpp_picks_the_block_that_defines_the_tested_function(verifier, mbpp):
+    query = mbpp[0]
+    assert tested_function(query) == "remove_Occ"
+    completion = (f"Usage:\n```python\nprint(remove_Occ('hello', 'l'))\n```\nCode:\n"
+                  f"```python\n{query.metadata['canonical_solution']}\n```")
+    assert verifier([completion], [query]) == [1.0]
 
 
 def test_humaneval_body_and_full_function_both_work(verifier, humaneval):
