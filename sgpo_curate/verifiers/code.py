@@ -69,11 +69,11 @@ def extract_code(completion: str, entry_point: str | None = None) -> str:
     return blocks[0][1]
 
 
-def tested_function(query: Query) -> str | None:
+def function_under_test(query: Query) -> str | None:
     """The function the tests are about: the entry point, else the first non-builtin the asserts call.
 
     Example:
-        >>> tested_function(Query("t/0", "t", "code", (("user", "?"),), tests="assert set(f(1)) == {1}"))
+        >>> function_under_test(Query("t/0", "t", "code", (("user", "?"),), tests="assert set(f(1)) == {1}"))
         'f'
     """
     if query.entry_point:
@@ -176,7 +176,7 @@ class CodeVerifier:
         """The program each completion runs as; `None` for a query without tests."""
         if len(completions) != len(queries):
             raise ValueError(f"{len(completions)} completions for {len(queries)} queries")
-        return [assemble(extract_code(c, tested_function(q)), q) if (q.tests or "").strip() else None
+        return [assemble(extract_code(c, function_under_test(q)), q) if (q.tests or "").strip() else None
                 for c, q in zip(completions, queries, strict=True)]
 
     def verdicts(self, completions: list[str], queries: list[Query]) -> list[Verdict | None]:

@@ -16,7 +16,7 @@ from sgpo_curate.sandbox import SandboxConfig
 from sgpo_curate.sources import load_queries
 from sgpo_curate.sources.files import file_source
 from sgpo_curate.verifiers import get_verifier, verifier_for_domain
-from sgpo_curate.verifiers.code import CodeVerifier, assemble, defines, extract_code, tested_function
+from sgpo_curate.verifiers.code import CodeVerifier, assemble, defines, extract_code, function_under_test
 
 CONFIG = SandboxConfig(timeout_s=10, workers=2)
 
@@ -73,9 +73,9 @@ def test_extract_code_from_fences_and_bare_text():
     assert defines("async def g(a):\n    pass", "g") and not defines("    def g(a):", "g")
 
 
-def test_mbpp_picks_the_block_that_defines_the_tested_function(verifier, mbpp):
+def test_mbpp_picks_the_block_that_defines_the_function_under_test(verifier, mbpp):
     query = mbpp[0]
-    assert tested_function(query) == "remove_Occ"
+    assert function_under_test(query) == "remove_Occ"
     completion = (f"Usage:\n```python\nprint(remove_Occ('hello', 'l'))\n```\nCode:\n"
                   f"```python\n{query.metadata['canonical_solution']}\n```")
     assert verifier([completion], [query]) == [1.0]
