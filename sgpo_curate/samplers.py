@@ -116,16 +116,18 @@ class TransformersSampler:
         if not queries:
             return []
         prompts = [self.render(q) for q in queries]
-        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
-        batch = {name: t.repeat_interleave(config.k, dim=0).to(self.device) for name, t in batch.items()}
         # One seed per call, derived from the query ids: the same chunk always samples the same
         # answers, and the caller's global RNG is left as it was.
         devices = [torch.cuda.current_device()] if self.device.startswith("cuda") else []
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
+            cache = self._prefill(batch, config.k, config.max_new_tokens)
+            repeated = {name: t.repeat_interleave(config.k, dim=0) for name, t in batch.items()}
             torch.manual_seed(derive_seed(seed, *(q.id for q in queries)))
             output = self.model.generate(
-                **batch,
+                **repeated,
+                cache=cache,
                 do_sample=True,
                 temperature=config.temperature,
                 top_p=config.top_p,
@@ -142,6 +144,33 @@ class TransformersSampler:
                     prompt_tokens=int(prompt_lengths[i]))
             for i in range(len(queries))
         ]
+
+    def _prefill(self, batch, k: int, max_new_tokens: int):
+        """A KV cache holding each prompt but its last token, computed once and repeated for the k samples.
+
+        Two costs of plain `generate` go away: it encodes every prompt k times (for long prompts and
+        short answers that prefill dominates), and its dynamic cache grows by concatenation, copying the
+        whole cache at every step (measured: half the time of a 128-sequence batch on CPU). The
+        repeated prefix goes into a preallocated static cache instead. Position ids follow the left
+        padding exactly as `generate` computes them.
+        """
+        from transformers import DynamicCache, StaticCache
+        from transformers.cache_utils import StaticLayer
+
+        mask = batch["attention_mask"][:, :-1]
+        if mask.shape[1] == 0:
+            return None
+        prefix = DynamicCache(config=self.model.config)
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        self.model(input_ids=batch["input_ids"][:, :-1], attention_mask=mask, position_ids=positions,
+                   cache=prefix, use_cache=True)
+        static = StaticCache(config=self.model.config, max_cache_len=batch["input_ids"].shape[1] + max_new_tokens)
+        if len(static.layers) != len(prefix.layers) or any(type(layer) is not StaticLayer for layer in static.layers):
+            prefix.batch_repeat_interleave(k)  # e.g. sliding-window layers: keep the dynamic cache
+            return prefix
+        for source, target in zip(prefix.layers, static.layers, strict=True):
+            target.update(source.keys.repeat_interleave(k, dim=0), source.values.repeat_interleave(k, dim=0))
+        return static
 
     def _cut(self, token_ids: list[int]) -> tuple[str, int]:
         """Text and token count of one sample, up to and including its first stop token."""
