@@ -19,7 +19,8 @@ from sgpo_curate.verifiers.math import MathVerifier
 
 def completions_for(query, row_solution: str, k: int) -> list[str]:
     body = row_solution.split("####")[0]
-    return [f"{body}\nSo the answer is $\\boxed{{{query.answer if i % 2 == 0 else query.answer + '1'}}}$."
+    # Every text distinct (math-verify caches repeated parses); half right, half wrong.
+    return [f"{body}\nSample {i}: so the answer is $\\boxed{{{query.answer if i % 2 == 0 else query.answer + '1'}}}$."
             for i in range(k)]
 
 
@@ -32,7 +33,7 @@ def main() -> None:
     from sgpo_curate.sources import get_source
 
     source = get_source("gsm8k")
-    solutions = [row["answer"] for _, row in zip(range(args.queries), source.rows(), strict=False)]
+    solutions = [row["answer"] for _, (_key, row) in zip(range(args.queries), source.rows(), strict=False)]
     queries = load_queries("gsm8k", limit=args.queries)[0]
     texts = [t for q, s in zip(queries, solutions, strict=True) for t in completions_for(q, s, args.k)]
     flat = [q for q in queries for _ in range(args.k)]

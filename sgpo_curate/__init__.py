@@ -25,6 +25,8 @@ _EXPORTS = {
     "load_profiles": "sgpo_curate.profiling",
     "CurateConfig": "sgpo_curate.curation",
     "curate": "sgpo_curate.curation",
+    "write_curated": "sgpo_curate.curation",
+    "run_pipeline": "sgpo_curate.pipeline",
     "publish": "sgpo_curate.hub",
     "AdaptiveGRPOConfig": "sgpo_curate.trainer",
     "AdaptiveGRPOTrainer": "sgpo_curate.trainer",

@@ -256,10 +256,15 @@ examples:
 def _run_quickstart(args: argparse.Namespace) -> int:
     from sgpo_curate.pipeline import run_pipeline
 
+    from sgpo_curate.hub import HubAuthError
+
     config = _curate_config(args)
-    result = run_pipeline(args.out, dataset=args.dataset, model=args.model, limit=args.limit,
-                          sampling=_sampling_config(args), curate_config=config, push_to_hub=args.push_to_hub,
-                          progress=not args.no_progress)
+    try:
+        result = run_pipeline(args.out, dataset=args.dataset, model=args.model, limit=args.limit,
+                              sampling=_sampling_config(args), curate_config=config, push_to_hub=args.push_to_hub,
+                              progress=not args.no_progress)
+    except HubAuthError as exc:  # profiles and the local dataset are written before publishing
+        raise UserError(f"{exc} (the dataset is written locally under {args.out}; rerun to publish)") from None
     _out(result.profile_summary.format())
     _report_curation(result.curation, result.files, config)
     if result.published is not None:

@@ -88,7 +88,9 @@ class MathVerifier:
             groups.append((gold, [c for c, _ in run]))
         rewards: list[float | None] = []
         jobs = [(gold, texts, self.timeout_s) for gold, texts in groups if gold]
-        results = iter(self._executor().map(_check_group, jobs))
+        # Chunks of jobs per task: one query's check is ~ms, so per-task IPC would dominate otherwise.
+        chunksize = max(1, len(jobs) // (4 * self.workers))
+        results = iter(self._executor().map(_check_group, jobs, chunksize=chunksize))
         for gold, texts in groups:
             rewards.extend(next(results) if gold else [None] * len(texts))
         return rewards
