@@ -254,9 +254,8 @@ examples:
 
 
 def _run_quickstart(args: argparse.Namespace) -> int:
-    from sgpo_curate.pipeline import run_pipeline
-
     from sgpo_curate.hub import HubAuthError
+    from sgpo_curate.pipeline import run_pipeline
 
     config = _curate_config(args)
     try:
