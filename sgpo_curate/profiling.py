@@ -261,11 +261,14 @@ def profile(
 
 
 def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: set[str]) -> int | None:
-    """Queries left, when knowable without consuming a stream (lists and tuples)."""
-    if not isinstance(queries, (list, tuple)):
-        return None
-    selected = {q.id for q in queries[: config.limit] if shard_of(q.id, config.num_shards) == config.shard_index}
-    return len(selected - finished)
+    """Queries left, for the progress bar's ETA: exact for lists, estimated from `limit` for streams."""
+    if isinstance(queries, (list, tuple)):
+        selected = {q.id for q in queries[: config.limit]
+                    if shard_of(q.id, config.num_shards) == config.shard_index}
+        return len(selected - finished)
+    if config.limit is not None:  # a stream we must not consume twice: this shard's expected share
+        return max(0, round(config.limit / config.num_shards) - len(finished))
+    return None
 
 
 def _finish_chunk(directory: Path, part: int, pending, sampler, config: ProfileConfig, bar) -> int:
