@@ -82,6 +82,8 @@ Rerun the same command after a crash or Ctrl-C: finished queries are skipped."""
     parser.add_argument("--sampler", default="transformers", help="transformers (CPU/GPU) or vllm (GPU).")
     parser.add_argument("--verifier", help="Verifier name; default: the dataset's domain (math or code).")
     parser.add_argument("--verifier-workers", type=int, help="Verifier worker processes (default: cores).")
+    parser.add_argument("--verifier-timeout", type=float,
+                        help="Seconds per check (math-verify parse/verify; wall clock per sandboxed program).")
     parser.add_argument("--shard-index", type=int, default=0, help="This worker's shard.")
     parser.add_argument("--num-shards", type=int, default=1, help="Number of workers; merge with `sgpo-curate merge`.")
     parser.add_argument("--columns", help="Column mapping for file datasets: question=COL,answer=COL[,id=COL].")
@@ -108,6 +110,7 @@ def _run_profile(args: argparse.Namespace) -> int:
         args.dataset, args.model, config, _sampling_config(args), sampler=args.sampler, verifier=args.verifier,
         prompt=prompt, columns=parse_columns(args.columns), domain=args.domain,
         answer_format=args.answer_format, verifier_workers=args.verifier_workers,
+        verifier_timeout=args.verifier_timeout,
     )
     _out(summary.format())
     if args.num_shards > 1:

@@ -446,6 +446,7 @@ def profile_dataset(
     domain: str | None = None,
     answer_format: str = "raw",
     verifier_workers: int | None = None,
+    verifier_timeout: float | None = None,
 ) -> ProfileSummary:
     """Profile a named or file dataset with a model: the whole `sgpo-curate profile` job.
 
@@ -459,6 +460,7 @@ def profile_dataset(
         prompt (`PromptConfig`, *optional*): instruction templates.
         columns, domain, answer_format: for file and `hf:` datasets (see `sources.files`).
         verifier_workers (`int`, *optional*): verifier processes; default: number of cores.
+        verifier_timeout (`float`, *optional*): seconds per check; default: the verifier's own.
 
     Example:
         >>> profile_dataset("mawps-singleop", "smollm2-135m-instruct",
@@ -469,7 +471,8 @@ def profile_dataset(
     from sgpo_curate.verifiers import get_verifier
 
     source = resolve_source(dataset, columns, domain, answer_format)
-    verifier_obj = get_verifier(verifier or source.domain, workers=verifier_workers)
+    options = {"workers": verifier_workers} | ({"timeout_s": verifier_timeout} if verifier_timeout else {})
+    verifier_obj = get_verifier(verifier or source.domain, **options)
     sampler_obj = get_sampler(sampler, model)
     rejects: list = []
     queries = source.queries(prompt or PromptConfig(), rejects)

@@ -13,6 +13,7 @@ that query `None` ("unverifiable", not "wrong"); a completion without a parseabl
 from __future__ import annotations
 
 import logging
+import math
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from importlib import metadata
@@ -59,11 +60,11 @@ class MathVerifier:
 
     name = "math"
 
-    def __init__(self, workers: int | None = None, timeout_s: int = 5):
+    def __init__(self, workers: int | None = None, timeout_s: float = 5):
         if timeout_s < 1:
             raise ValueError(f"MathVerifier timeout_s must be >= 1 second, got {timeout_s}")
         self.workers = workers or os.cpu_count() or 1
-        self.timeout_s = timeout_s
+        self.timeout_s = math.ceil(timeout_s)  # signal.alarm takes whole seconds
         self._pool: Executor | None = None
 
     @property
