@@ -61,6 +61,9 @@ def card_metadata(summaries: Sequence[Mapping[str, Any]],
     rows = max((int(s["num_rows"]) for s in summaries), default=0)
     configs = [{"config_name": s["config_name"],
                 "data_files": [{"split": "train", "path": s["data_files"]}]} for s in summaries]
+    configs += [{"config_name": f"{s['config_name']}-raw",
+                 "data_files": [{"split": "train", "path": s["raw_data_files"]}]}
+                for s in summaries if s.get("raw_data_files")]
     known = {c["config_name"] for c in configs}
     configs += [dict(c) for c in extra_configs if c.get("config_name") not in known]
     meta: dict[str, Any] = {

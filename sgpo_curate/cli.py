@@ -171,8 +171,9 @@ def _run_curate(args: argparse.Namespace) -> int:
     from sgpo_curate.profiling import load_profiles, load_run_info
 
     config = _curate_config(args)
-    result = curate(load_profiles(args.profile_dir), config)
-    files = write_curated(result, args.out, load_run_info(args.profile_dir))
+    profiles = load_profiles(args.profile_dir)
+    result = curate(profiles, config)
+    files = write_curated(result, args.out, load_run_info(args.profile_dir), profiles=profiles)
     _report_curation(result, files, config)
     return 0
 

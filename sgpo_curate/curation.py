@@ -427,6 +427,23 @@ def _to_dataset(rows: Sequence[Mapping[str, Any]]):
 # --------------------------------------------------------------------------- writing
 
 
+RAW_DIR = "raw"
+RAW_COLUMNS = ("id", "model", "num_samples", "num_correct", "pass_rate", "rewards", "completion_tokens",
+               "prompt_tokens", "completions")
+
+
+def _write_raw(profiles: Iterable[QueryProfile], path: Path) -> str:
+    """Per-sample rewards and completions of every profiled query (kept or not), in id order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = sorted(({c: row[c] for c in RAW_COLUMNS} for row in (p.to_row() for p in profiles)),
+                  key=lambda row: row["id"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return f"{RAW_DIR}/{path.parent.name}/train-*"
+
+
 @dataclass(frozen=True)
 class CuratedFiles:
     """Paths `write_curated` wrote, all under `out_dir`."""
@@ -441,9 +458,11 @@ class CuratedFiles:
 
 
 def write_curated(result: CurationResult, out_dir: str | Path,
-                  run_info: Mapping[str, Any] | None = None) -> CuratedFiles:
+                  run_info: Mapping[str, Any] | None = None,
+                  profiles: Iterable[QueryProfile] | None = None) -> CuratedFiles:
     """Write one curated config (parquet, plots, summary, rejects) and re-render the card for every config
-    in `out_dir`, so several models curated into the same folder sit side by side.
+    in `out_dir`, so several models curated into the same folder sit side by side. With `profiles`, the
+    per-sample rewards and raw completions of every profiled query go to a `<config>-raw` config beside it.
 
     Args:
         result (`CurationResult`): what `curate` returned.
@@ -451,6 +470,8 @@ def write_curated(result: CurationResult, out_dir: str | Path,
             and `publish(out_dir, ...)` read it.
         run_info (`Mapping`, *optional*): how the profiles were made (`load_run_info(profile_dir)`: model,
             revision, sampling, verifier, source, license, date, versions); shown in the card.
+        profiles (`Iterable[QueryProfile]`, *optional*): the profiles `result` was curated from; written
+            as the `raw` config (`id, model, pass_rate, rewards, completion_tokens, prompt_tokens, completions`).
 
     Returns:
         `CuratedFiles`: the written paths.
@@ -476,8 +497,10 @@ def write_curated(result: CurationResult, out_dir: str | Path,
     plots = render_plots(result, out_dir / "plots" / name)
     summary_file = out_dir / "curation" / f"{name}.json"
     summary_file.parent.mkdir(parents=True, exist_ok=True)
-    summary_file.write_text(json.dumps(result.summary(run_info), indent=2, sort_keys=True) + "\n",
-                            encoding="utf-8")
+    summary = result.summary(run_info)
+    if profiles is not None:
+        summary["raw_data_files"] = _write_raw(profiles, out_dir / RAW_DIR / name / DATA_FILE)
+    summary_file.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     rejects = result.write_rejects(out_dir / "rejects" / f"{name}.jsonl")
     card = out_dir / "README.md"
     card.write_text(render_card_from_dir(out_dir), encoding="utf-8")

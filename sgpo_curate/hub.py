@@ -150,7 +150,8 @@ def _config_files(local_dir: Path, names: Sequence[str]) -> list[tuple[str, Path
         if not data:
             raise FileNotFoundError(f"config {name!r} has no parquet under {local_dir / 'data' / name}")
         plots = sorted((local_dir / "plots" / name).glob("*.png"))
-        for path in [*data, *plots, local_dir / SUMMARY_DIR / f"{name}.json"]:
+        raw = sorted((local_dir / "raw" / name).glob("*.parquet"))
+        for path in [*data, *raw, *plots, local_dir / SUMMARY_DIR / f"{name}.json"]:
             files.append((path.relative_to(local_dir).as_posix(), path))
     return files
 
@@ -159,7 +160,7 @@ def _stale_deletions(remote_files: set[str], pushed: set[str], names: Sequence[s
     """Delete remote data/plot files of the pushed configs that the new version no longer has."""
     from huggingface_hub import CommitOperationDelete
 
-    prefixes = tuple(f"{top}/{name}/" for name in names for top in ("data", "plots"))
+    prefixes = tuple(f"{top}/{name}/" for name in names for top in ("data", "raw", "plots"))
     return [CommitOperationDelete(path_in_repo=p) for p in sorted(remote_files)
             if p.startswith(prefixes) and p not in pushed]
 

@@ -62,8 +62,9 @@ def run_pipeline(
     profile_dir = out_dir / "profiles"
     summary = profile_dataset(dataset, model, ProfileConfig(out_dir=str(profile_dir), limit=limit, progress=progress),
                               sampling)
-    result = curate(load_profiles(profile_dir), curate_config)
-    files = write_curated(result, out_dir / "dataset", load_run_info(profile_dir))
+    profiles = load_profiles(profile_dir)
+    result = curate(profiles, curate_config)
+    files = write_curated(result, out_dir / "dataset", load_run_info(profile_dir), profiles=profiles)
     published = None
     if push_to_hub:
         from sgpo_curate.hub import publish

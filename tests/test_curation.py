@@ -156,6 +156,21 @@ def test_write_curated_round_trips_through_load_dataset(tmp_path):
     assert all(p.stat().st_size > 1000 for p in files.plots.values())
 
 
+def test_raw_config_keeps_every_profiled_sample(tmp_path):
+    from datasets import load_dataset
+    from huggingface_hub import DatasetCard
+
+    pool = make_pool()
+    result = curate(pool)
+    write_curated(result, tmp_path / "out", RUN_INFO, profiles=pool)
+    raw = load_dataset(str(tmp_path / "out"), "tiny-llama-raw", split="train")
+    assert raw.num_rows == len(pool)  # dropped queries included: the raw config is what profiling saw
+    assert sorted((row["id"], row["rewards"]) for row in raw) == \
+        sorted((p.id, list(p.rewards)) for p in pool)  # the pool's duplicate id appears twice, as profiled
+    configs = {c["config_name"] for c in DatasetCard.load(tmp_path / "out" / "README.md").data.configs}
+    assert configs == {"tiny-llama", "tiny-llama-raw"}
+
+
 def test_write_curated_refuses_an_empty_config(tmp_path):
     result = curate([make_profile(i, 8) for i in range(5)])
     assert result.num_kept == 0 and result.drops["trivial"] == 5
