@@ -72,16 +72,16 @@ def load_rows(env: dict[str, str], repo_id: str, config: str) -> list[dict]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def curated_dir(path: Path, model: str = helpers.MODEL, config_name: str | None = None):
+def curated_dir(path: Path, model: str = helpers.MODEL, config_name: str | None = None, raw: bool = False):
     profiles = helpers.make_pool() if model == helpers.MODEL else [
         helpers.make_profile(i, i % 9, model=model) for i in range(30)]
     result = curate(profiles, CurateConfig(config_name=config_name))
-    write_curated(result, path, helpers.RUN_INFO | {"model": model})
+    write_curated(result, path, helpers.RUN_INFO | {"model": model}, profiles=profiles if raw else None)
     return result
 
 
 def test_publish_then_hf_download_and_load_dataset_give_the_same_rows(hub, tmp_path):
-    result = curated_dir(tmp_path / "curated")
+    result = curated_dir(tmp_path / "curated", raw=True)
     env = client_env(hub, tmp_path)
     published = sgpo(env, "publish", str(tmp_path / "curated"), "--repo", "org/toy-sgpo", "--private")
     assert published.returncode == 0, published.stderr[-3000:]
@@ -98,8 +98,10 @@ def test_publish_then_hf_download_and_load_dataset_give_the_same_rows(hub, tmp_p
     assert load_rows(env, "org/toy-sgpo", "tiny-llama") == expected
 
     card = DatasetCard.load(tmp_path / "dl" / "README.md")
-    assert [c["config_name"] for c in card.data.to_dict()["configs"]] == ["tiny-llama"]
+    assert [c["config_name"] for c in card.data.to_dict()["configs"]] == ["tiny-llama", "tiny-llama-raw"]
     assert "hf download org/toy-sgpo --repo-type dataset" in card.text
+    raw = load_rows(env, "org/toy-sgpo", "tiny-llama-raw")
+    assert len(raw) == len(helpers.make_pool()) and all(len(row["rewards"]) == 8 for row in raw)
     for name in ("pass_rate_histogram", "group_size_distribution", "rollouts_vs_uniform"):
         assert (tmp_path / "dl" / "plots" / "tiny-llama" / f"{name}.png").is_file()
     assert not (tmp_path / "dl" / "rejects").exists(), "rejects stay local"
