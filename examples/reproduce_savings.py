@@ -6,8 +6,9 @@ profiling pass charged to every arm that uses it. The paper reports 2.5-3.1x les
 NOT tuned to reach that: it reports what it measures.
 
 Steps:
- 1. Task family: integer addition `a+b=` with operands of 1-5 digits; a query's level is its longest
-    operand. Verifier: the exact sum, then end of sequence.
+ 1. Task family: integer addition `a+b=` with operands of 1-4 digits; a query's level is its longest
+    operand. Verifier: the exact sum, then end of sequence. (`--lsb-first` writes numbers least-significant
+    digit first; measured worse here: a 0.66M model learned 1-digit sums to 10% instead of 83%.)
  2. Base model: a tiny character-level Llama (`build_tiny_model`) trained supervised offline for a fixed
     number of steps (not a time limit: the profile depends on where it stops) so pass rates spread 0..1.
  3. Pools (a stated input): for each mix (broad, U-shaped, mostly hard) a pool of distinct queries drawn
@@ -73,12 +74,12 @@ from sgpo_curate.policy import curriculum_order, get_group_size_rule  # noqa: E4
 logger = logging.getLogger("reproduce_savings")
 
 CHARS = "0123456789+=\n"
-MAX_DIGITS = 5
-# Level weights (levels 1..5 = longest operand's digits): the pool mixes are a stated input.
+MAX_DIGITS = 4
+# Level weights (levels 1..4 = longest operand's digits): the pool mixes are a stated input.
 MIXES = {
-    "broad": (1, 1, 1, 1, 1),
-    "u_shaped": (4, 1, 0.5, 1, 4),
-    "mostly_hard": (0.25, 0.5, 1, 3, 4),
+    "broad": (1, 1, 1, 1),
+    "u_shaped": (4, 1, 1, 4),
+    "mostly_hard": (0.5, 1, 3, 4),
 }
 TARGET_FRACTIONS = (0.5, 0.75, 1.0)
 
@@ -116,11 +117,12 @@ class Settings:
         "filter_only", "group_size_only", "curriculum_only", "rule_symmetric", "rule_uniform",
     )
     seeds: tuple[int, ...] = (0, 1, 2)
+    lsb_first: bool = False
     hidden_size: int = 128
     num_layers: int = 4
     pretrain_steps: int = 480
     pretrain_batch: int = 128
-    pretrain_lr: float = 2e-3
+    pretrain_lr: float = 3e-3
     pool_size: int = 384
     eval_size: int = 256
     k: int = 8
@@ -131,14 +133,17 @@ class Settings:
     steps: int = 60
     rollouts_per_step: int = 64
     learning_rate: float = 1e-4
-    eval_every: int = 5
+    warmup_steps: int = 10
+    optimizer: str = "adamw_torch"
+    scale_rewards: str = "group"
+    eval_every: int = 10
     eval_samples: int = 4
     workers: int = 2
 
 
 QUICK = dict(
     mixes=("broad",), ablation_arms=("filter_only",), seeds=(0, 1), hidden_size=64, num_layers=2,
-    pretrain_steps=200, pretrain_lr=3e-3, pool_size=96, eval_size=64, k=4, steps=6, rollouts_per_step=32, eval_every=3,
+    pretrain_steps=200, pool_size=96, eval_size=64, k=4, steps=6, rollouts_per_step=32, eval_every=3, warmup_steps=2,
     eval_samples=2,
 )
 
@@ -146,9 +151,19 @@ QUICK = dict(
 # --------------------------------------------------------------------------- 1. task family
 
 
-def make_query(a: int, b: int) -> Query:
-    return Query(id=f"add/{a}+{b}", source="toy-addition", domain="math", prompt=(("user", f"{a}+{b}="),),
-                 answer=str(a + b), metadata={"level": max(len(str(a)), len(str(b)))})
+def make_query(a: int, b: int, lsb_first: bool = False) -> Query:
+    """The query `a+b=`; with `lsb_first` every number is written least-significant digit first."""
+    def write(number: int) -> str:
+        return str(number)[::-1] if lsb_first else str(number)
+
+    return Query(id=f"add/{a}+{b}", source="toy-addition", domain="math",
+                 prompt=(("user", f"{write(a)}+{write(b)}="),), answer=write(a + b),
+                 metadata={"level": max(len(str(a)), len(str(b)))})
+
+
+def query_from_id(query_id: str, lsb_first: bool) -> Query:
+    a, b = query_id.removeprefix("add/").split("+")
+    return make_query(int(a), int(b), lsb_first)
 
 
 def draw_operands(level: int, rng: random.Random) -> tuple[int, int]:
@@ -160,12 +175,13 @@ def draw_operands(level: int, rng: random.Random) -> tuple[int, int]:
     return (a, b) if rng.random() < 0.5 else (b, a)
 
 
-def draw_queries(weights: Sequence[float], n: int, rng: random.Random, exclude: set[str]) -> list[Query]:
+def draw_queries(weights: Sequence[float], n: int, rng: random.Random, exclude: set[str],
+                 lsb_first: bool = False) -> list[Query]:
     """`n` distinct queries with levels drawn by `weights`, none of whose ids is in `exclude`."""
     queries: dict[str, Query] = {}
     levels = list(range(1, MAX_DIGITS + 1))
     while len(queries) < n:
-        query = make_query(*draw_operands(rng.choices(levels, weights)[0], rng))
+        query = make_query(*draw_operands(rng.choices(levels, weights)[0], rng), lsb_first)
         if query.id not in exclude:
             queries.setdefault(query.id, query)
     return list(queries.values())
@@ -186,8 +202,14 @@ def exact_match_reward(completions: list, answer: list[str], **kwargs: Any) -> l
 # --------------------------------------------------------------------------- 2. base model
 
 
+def render(tokenizer, content: str) -> str:
+    """The prompt exactly as TRL and the profiling sampler show it: through the tokenizer's chat template."""
+    return tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
+                                         tokenize=False)
+
+
 def _encode(tokenizer, prompt: str, answer: str) -> tuple[list[int], list[int]]:
-    prompt_ids = tokenizer(prompt + "\n", add_special_tokens=False)["input_ids"]
+    prompt_ids = tokenizer(render(tokenizer, prompt), add_special_tokens=False)["input_ids"]
     answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids
 
@@ -217,7 +239,7 @@ def pretrain_base(settings: Settings, path: Path) -> dict[str, Any]:
     for _ in range(total):
         pairs = []
         for _ in range(settings.pretrain_batch):
-            query = make_query(*draw_operands(rng.randint(1, MAX_DIGITS), rng))
+            query = make_query(*draw_operands(rng.randint(1, MAX_DIGITS), rng), settings.lsb_first)
             pairs.append(_encode(tokenizer, query.messages[0]["content"], query.answer))
         ids, labels, mask = _collate(pairs, tokenizer.pad_token_id)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
@@ -234,7 +256,8 @@ def pretrain_base(settings: Settings, path: Path) -> dict[str, Any]:
     return {"num_params": model.num_parameters(), "seconds": seconds, "final_loss": loss.item()}
 
 
-PRETRAIN_FIELDS = ("hidden_size", "num_layers", "pretrain_steps", "pretrain_batch", "pretrain_lr")
+FORMAT_VERSION = 2  # bump when the text format changes: cached base models are then retrained
+PRETRAIN_FIELDS = ("lsb_first", "hidden_size", "num_layers", "pretrain_steps", "pretrain_batch", "pretrain_lr")
 
 
 def cached_base(settings: Settings, path: Path, stamp: dict[str, Any]) -> dict[str, Any]:
@@ -296,7 +319,7 @@ class HeldOut:
         pad = tokenizer.pad_token_id
         self.forced = _collate([_encode(tokenizer, q.messages[0]["content"], q.answer) for q in queries], pad)
         tokenizer.padding_side = "left"
-        self.prompts = tokenizer([q.messages[0]["content"] + "\n" for q in queries], return_tensors="pt",
+        self.prompts = tokenizer([render(tokenizer, q.messages[0]["content"]) for q in queries], return_tensors="pt",
                                  padding=True, add_special_tokens=False)
         self.tokenizer = tokenizer
 
@@ -356,14 +379,14 @@ def run_job(job: Job) -> Curve:
     rows = arm_rows(Path(job.profile_dir), arm, settings, job.seed)
     model = AutoModelForCausalLM.from_pretrained(job.base)
     tokenizer = AutoTokenizer.from_pretrained(job.base)
-    held_out = HeldOut([make_query(*map(int, i.removeprefix("add/").split("+"))) for i in job.eval_ids],
+    held_out = HeldOut([query_from_id(i, settings.lsb_first) for i in job.eval_ids],
                        AutoTokenizer.from_pretrained(job.base), settings.eval_samples)
     args = AdaptiveGRPOConfig(
         output_dir=job.out_dir, use_cpu=True, bf16=False, gradient_checkpointing=False, report_to=[],
         save_strategy="no", logging_steps=settings.eval_every, disable_tqdm=True, log_level="error",
         max_steps=settings.steps, per_device_train_batch_size=settings.rollouts_per_step,
         num_generations=settings.uniform_group_size, max_completion_length=MAX_DIGITS + 2, temperature=1.0,
-        top_k=0, learning_rate=settings.learning_rate, lr_scheduler_type="constant", warmup_steps=0, beta=0.0,
+        top_k=0, optim=settings.optimizer, scale_rewards=settings.scale_rewards, learning_rate=settings.learning_rate, lr_scheduler_type="constant_with_warmup", warmup_steps=settings.warmup_steps, beta=0.0,
         seed=job.seed, data_seed=job.seed,
         group_size_column=None if arm.rule is None else "group_size", shuffle_dataset=not arm.curriculum,
         max_group_size=settings.g_max, prior_flops=0.0 if arm.rule is None and not arm.filter else job.prior_flops,
@@ -445,10 +468,10 @@ def compare(arm: Curve, grpo: Curve, prior_flops: float) -> dict[str, Any]:
     return out
 
 
-def _mean_spread(values: list[float | None]) -> str:
+def _mean_spread(values: list[float | None], missing: str = "not reached") -> str:
     got = [v for v in values if v is not None and not math.isnan(v)]
     if not got:
-        return "not reached"
+        return missing
     text = f"{statistics.fmean(got):.2f}"
     text += f" ± {statistics.stdev(got):.2f}" if len(got) > 1 else ""
     return text + (f" ({len(got)}/{len(values)})" if len(got) < len(values) else "")
@@ -500,7 +523,7 @@ def write_markdown(summary: dict[str, Any], profiles: dict[str, dict[str, Any]],
         "",
         "## Pools (stated input: level weights) and their profile",
         "",
-        "| mix | level weights 1..5 | pool | p=0 | 0<p<1 | p=1 | profiling FLOPs | share of GRPO run |",
+        "| mix | level weights 1..4 | pool | p=0 | 0<p<1 | p=1 | profiling FLOPs | share of GRPO run |",
         "|---|---|---|---|---|---|---|---|",
     ]
     grpo_flops = {row["mix"]: statistics.fmean(row["total_flops"]) for row in summary["table"]
@@ -523,7 +546,12 @@ def write_markdown(summary: dict[str, Any], profiles: dict[str, dict[str, Any]],
         is_grpo = row["arm"] == "grpo"
 
         def cell(key: str, grpo: bool = is_grpo, data: dict = row) -> str:
-            return "1 (ref.)" if grpo else _mean_spread(data.get(key, []))
+            if grpo:
+                return "1 (ref.)"
+            # A ratio needs GRPO to have improved; with no gain there is no target to reach.
+            gains = data.get("grpo_gain", [])
+            usable = [v for v, g in zip(data.get(key, []), gains, strict=False) if g > 0]
+            return _mean_spread(usable, "n/a: GRPO did not improve") if usable or gains else "n/a"
 
         lines.append(
             f"| {row['mix']} | {row['arm']} | {row['rows']} | {_mean_spread(row['final_tf'])} | "
@@ -603,16 +631,17 @@ def build_jobs(settings: Settings, base: Path, work: Path, profiles: dict[str, d
 def run(settings: Settings) -> dict[str, Any]:
     started = time.perf_counter()
     out = Path(settings.out)
-    stamp = {name: getattr(settings, name) for name in PRETRAIN_FIELDS}
+    stamp = {"format": FORMAT_VERSION, **{name: getattr(settings, name) for name in PRETRAIN_FIELDS}}
     work = out / "work" / ("base-" + hashlib.sha1(json.dumps(stamp).encode()).hexdigest()[:8])
     work.mkdir(parents=True, exist_ok=True)
     base = work / "base"
     meta: dict[str, Any] = {"base": cached_base(settings, base, stamp)}
     # Pools and the held-out set depend only on their mix and size, never on which mixes a run selects.
-    pools = {mix: draw_queries(weights, settings.pool_size, random.Random(f"pool-{mix}"), exclude=set())
+    pools = {mix: draw_queries(weights, settings.pool_size, random.Random(f"pool-{mix}"), set(), settings.lsb_first)
              for mix, weights in MIXES.items()}
     taken = {q.id for pool in pools.values() for q in pool}
-    eval_queries = draw_queries(MIXES["broad"], settings.eval_size, random.Random("held-out"), exclude=taken)
+    eval_queries = draw_queries(MIXES["broad"], settings.eval_size, random.Random("held-out"), taken,
+                                settings.lsb_first)
     profiles = {mix: profile_pool(pools[mix], base, settings,
                                   work / "profiles" / f"{mix}-n{settings.pool_size}-k{settings.k}")
                 for mix in settings.mixes}
@@ -644,7 +673,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     for name, default in asdict(Settings(out="")).items():
         if name == "out":
             continue
-        if isinstance(default, tuple):
+        if isinstance(default, bool):
+            parser.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None,
+                                help=f"default: {default}")
+        elif isinstance(default, tuple):
             kind = type(default[0])
             parser.add_argument(f"--{name.replace('_', '-')}", nargs="+", type=kind, default=None,
                                 help=f"default: {' '.join(map(str, default))}")
