@@ -44,8 +44,11 @@ and is refused when group sizes vary):
         # vllm_mode="colocate", vllm_gpu_memory_utilization=0.3, bf16=True, max_group_size=16,
         # per_device_train_batch_size=16, gradient_accumulation_steps=8, shuffle_dataset=False)
 
-Run the tests with `pytest tests/test_trainer.py` (the 2-process test launches
-`accelerate launch --cpu --num_processes 2`).
+Two CPU processes: `accelerate launch --cpu --num_processes 2 train.py` starts ONE process in
+accelerate 1.15 (its CPU path fans out only through mpirun with a hostfile). On a machine without a
+visible GPU, `CUDA_VISIBLE_DEVICES= accelerate launch --multi_gpu --num_processes 2 train.py` (or
+`torchrun --nproc_per_node 2 train.py`) gives two gloo-connected CPU processes; keep `use_cpu=True`.
+Run the tests with `pytest tests/test_trainer.py` (the 2-process test uses that launch).
 """
 
 from __future__ import annotations
