@@ -20,14 +20,17 @@ Steps:
     curriculum order); unfiltered ablations use the same registered rules and orders on the whole pool.
  6. Train each (mix, arm, seed) with `AdaptiveGRPOTrainer` for the same number of steps and rollouts per
     step; every few steps evaluate the held-out set: teacher-forced probability of the exact answer+EOS
-    (one forward pass, noise-free) and sampled accuracy (temperature 1, fixed sampling seed).
+    (one forward pass, noise-free) and sampled accuracy (temperature 1, fixed sampling seed); and, as an
+    in-distribution view, the teacher-forced probability on the whole profiled pool (filtered-out queries
+    included, so filtering earns no credit by construction).
  7. Report: per mix, compute ratio GRPO/arm to reach 50%, 75% and 100% of GRPO's final gain, the arm's
-    metric at GRPO's final FLOPs, mean and spread over seeds, the profile histogram beside each;
+    metric at GRPO's final FLOPs, mean and spread over seeds, the profile histogram beside each, the share
+    of zero-advantage groups and rollouts (compute that carried no signal);
     `results.md`, `results.json`, `savings.png` and `ablations.png` in `--out`.
 
 Run:
-    python examples/reproduce_savings.py --out examples/results            # full: ~20 min on 2 cores
-    python examples/reproduce_savings.py --quick --out /tmp/sgpo-quick     # smoke run: ~2 min
+    python examples/reproduce_savings.py --out examples/results            # full: <20 min on 2 cores
+    python examples/reproduce_savings.py --quick --out /tmp/sgpo-quick     # smoke run: ~1 min
 Options change the stated inputs (`--mixes`, `--arms`, `--ablation-mix`, `--seeds`, `--steps`, ...);
 `--help` lists them.
 """
@@ -130,7 +133,7 @@ class Settings:
     g_max: int = 16
     uniform_group_size: int = 8
     unsolvable_keep_fraction: float = 0.25
-    steps: int = 60
+    steps: int = 100
     rollouts_per_step: int = 64
     learning_rate: float = 1e-4
     warmup_steps: int = 10
@@ -311,7 +314,7 @@ def arm_rows(profile_dir: Path, arm: Arm, settings: Settings, seed: int) -> list
 
 
 class HeldOut:
-    """The held-out set, pre-tokenized for both metrics."""
+    """An evaluation set, pre-tokenized for both metrics (`samples=0`: teacher-forced only)."""
 
     def __init__(self, queries: list[Query], tokenizer, samples: int):
         self.answers = [q.answer for q in queries]
@@ -332,6 +335,9 @@ class HeldOut:
         targets = labels[:, 1:]
         logps = torch.log_softmax(logits, -1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         sequence_logp = (logps * (targets != -100)).sum(-1)
+        if not self.samples:
+            model.train(was_training)
+            return {"tf_prob": sequence_logp.exp().mean().item()}
         with torch.random.fork_rng():
             torch.manual_seed(1234)  # the same sampling noise at every evaluation (common random numbers)
             out = model.generate(**self.prompts, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
@@ -365,6 +371,7 @@ class Curve:
     points: list[dict[str, float]] = field(default_factory=list)
     compute: dict[str, Any] = field(default_factory=dict)
     zero_adv_groups: float = math.nan
+    zero_adv_rollouts: float = math.nan
     seconds: float = 0.0
 
 
@@ -381,6 +388,8 @@ def run_job(job: Job) -> Curve:
     tokenizer = AutoTokenizer.from_pretrained(job.base)
     held_out = HeldOut([query_from_id(i, settings.lsb_first) for i in job.eval_ids],
                        AutoTokenizer.from_pretrained(job.base), settings.eval_samples)
+    # In-distribution view: the whole profiled pool (filtered-out queries included), teacher-forced.
+    pool = HeldOut([p.query for p in load_profiles(job.profile_dir)], AutoTokenizer.from_pretrained(job.base), 0)
     args = AdaptiveGRPOConfig(
         output_dir=job.out_dir, use_cpu=True, bf16=False, gradient_checkpointing=False, report_to=[],
         save_strategy="no", logging_steps=settings.eval_every, disable_tqdm=True, log_level="error",
@@ -398,6 +407,7 @@ def run_job(job: Job) -> Curve:
 
     def record(step: int) -> None:
         metrics = held_out.evaluate(trainer.model)
+        metrics["pool_tf"] = pool.evaluate(trainer.model)["tf_prob"]
         curve.points.append({"step": step, "flops": trainer.compute_ledger.totals()["total_flops"], **metrics})
 
     class Evaluate(TrainerCallback):
@@ -409,8 +419,10 @@ def run_job(job: Job) -> Curve:
     trainer.add_callback(Evaluate())
     trainer.train()
     curve.compute = trainer.compute_summary()["totals"]
-    zero = [e["sgpo/frac_zero_adv_groups"] for e in trainer.state.log_history if "sgpo/frac_zero_adv_groups" in e]
-    curve.zero_adv_groups = statistics.fmean(zero) if zero else math.nan
+    logged = [e for e in trainer.state.log_history if "sgpo/frac_zero_adv_groups" in e]
+    curve.zero_adv_groups = statistics.fmean(e["sgpo/frac_zero_adv_groups"] for e in logged) if logged else math.nan
+    curve.zero_adv_rollouts = (statistics.fmean(e["sgpo/frac_zero_adv_rollouts"] for e in logged) if logged
+                               else math.nan)
     curve.seconds = time.perf_counter() - started
     logger.info("%s/%s/seed %d: %d rows, tf %.3f -> %.3f, acc %.3f -> %.3f, %.0fs", job.mix, job.arm, job.seed,
                 len(rows), curve.points[0]["tf_prob"], curve.points[-1]["tf_prob"], curve.points[0]["accuracy"],
@@ -448,33 +460,50 @@ def final_value(points: list[dict[str, float]], metric: str) -> float:
     return statistics.fmean(p[metric] for p in points[-2:])
 
 
-def compare(arm: Curve, grpo: Curve, prior_flops: float) -> dict[str, Any]:
+def compare(arm: Curve, grpo: Curve, prior_flops: float, metric: str = "tf_prob", prefix: str = "") -> dict[str, Any]:
     """Compute ratios GRPO/arm at the target fractions of GRPO's gain, and the arm's value at equal FLOPs."""
-    base = grpo.points[0]["tf_prob"]
-    gain = final_value(grpo.points, "tf_prob") - base
-    out: dict[str, Any] = {"grpo_gain": gain}
+    base = grpo.points[0][metric]
+    gain = final_value(grpo.points, metric) - base
+    out: dict[str, Any] = {f"{prefix}grpo_gain": gain}
     for fraction in TARGET_FRACTIONS:
         target = base + fraction * gain
-        reach_grpo = flops_to_reach(grpo.points, target)
-        reach_arm = flops_to_reach(arm.points, target)
+        reach_grpo = flops_to_reach(grpo.points, target, metric)
+        reach_arm = flops_to_reach(arm.points, target, metric)
         ok = gain > 0 and reach_grpo is not None and reach_arm is not None
-        out[f"ratio@{fraction:g}"] = reach_grpo / reach_arm if ok else None
+        out[f"{prefix}ratio@{fraction:g}"] = reach_grpo / reach_arm if ok else None
         # the same without the profiling charge: a consumer of a published profile does not pay it
-        out[f"ratio_noprof@{fraction:g}"] = reach_grpo / (reach_arm - prior_flops) if ok and reach_arm > prior_flops \
-            else None
+        out[f"{prefix}ratio_noprof@{fraction:g}"] = (reach_grpo / (reach_arm - prior_flops)
+                                                     if ok and reach_arm > prior_flops else None)
     budget = grpo.points[-1]["flops"]
-    out["tf_at_equal_flops"] = value_at(arm.points, budget)
-    out["acc_at_equal_flops"] = value_at(arm.points, budget, "accuracy")
+    out[f"{prefix}{metric}_at_equal_flops"] = value_at(arm.points, budget, metric)
+    if metric == "tf_prob":
+        out["acc_at_equal_flops"] = value_at(arm.points, budget, "accuracy")
     return out
 
 
-def _mean_spread(values: list[float | None], missing: str = "not reached") -> str:
+def _mean_spread(values: list[float | None], missing: str = "not reached", digits: int = 2) -> str:
     got = [v for v in values if v is not None and not math.isnan(v)]
     if not got:
         return missing
-    text = f"{statistics.fmean(got):.2f}"
-    text += f" ± {statistics.stdev(got):.2f}" if len(got) > 1 else ""
+    text = f"{statistics.fmean(got):.{digits}f}"
+    text += f" ± {statistics.stdev(got):.{digits}f}" if len(got) > 1 else ""
     return text + (f" ({len(got)}/{len(values)})" if len(got) < len(values) else "")
+
+
+def _ratio_cell(row: dict[str, Any], prefix: str = ""):
+    """A formatter for the ratio columns of one table row: seeds where GRPO did not improve have no target."""
+
+    def cell(key: str) -> str:
+        if row["arm"] == "grpo":
+            return "1 (ref.)"
+        pairs = list(zip(row.get(key, []), row.get(f"{prefix}grpo_gain", []), strict=False))
+        usable = [value for value, gain in pairs if gain > 0]
+        if not usable:
+            return "n/a (no GRPO gain)" if pairs else "n/a"
+        return _mean_spread(usable) + (f" [{len(usable)}/{len(pairs)} seeds with a GRPO gain]"
+                                       if len(usable) < len(pairs) else "")
+
+    return cell
 
 
 def summarize(curves: list[Curve], profiles: dict[str, dict[str, Any]], settings: Settings) -> dict[str, Any]:
@@ -486,8 +515,11 @@ def summarize(curves: list[Curve], profiles: dict[str, dict[str, Any]], settings
             arms += [a for a in settings.ablation_arms if a not in arms]
         for arm in ["grpo", *arms]:
             seeds = [s for s in settings.seeds if (mix, arm, s) in by_key]
-            comparisons = [compare(by_key[(mix, arm, s)], by_key[(mix, "grpo", s)], profiles[mix]["flops"])
-                           for s in seeds if (mix, "grpo", s) in by_key]
+            comparisons = [
+                compare(by_key[(mix, arm, s)], by_key[(mix, "grpo", s)], profiles[mix]["flops"])
+                | compare(by_key[(mix, arm, s)], by_key[(mix, "grpo", s)], profiles[mix]["flops"], "pool_tf", "pool_")
+                for s in seeds if (mix, "grpo", s) in by_key
+            ]
             curves_here = [by_key[(mix, arm, s)] for s in seeds]
             table.append({
                 "mix": mix, "arm": arm, "seeds": seeds,
@@ -498,6 +530,9 @@ def summarize(curves: list[Curve], profiles: dict[str, dict[str, Any]], settings
                 "base_acc": [c.points[0]["accuracy"] for c in curves_here],
                 "total_flops": [c.points[-1]["flops"] for c in curves_here],
                 "zero_adv_groups": [c.zero_adv_groups for c in curves_here],
+                "zero_adv_rollouts": [c.zero_adv_rollouts for c in curves_here],
+                "final_pool_tf": [final_value(c.points, "pool_tf") for c in curves_here],
+                "base_pool_tf": [c.points[0]["pool_tf"] for c in curves_here],
                 **{key: [c[key] for c in comparisons] for key in (comparisons[0] if comparisons else {})},
             })
     return {"table": table}
@@ -536,29 +571,38 @@ def write_markdown(summary: dict[str, Any], profiles: dict[str, dict[str, Any]],
                      f"{hist.get('p=1', 0)} | {profiles[mix]['flops']:.3g} | {share:.0%} |")
     lines += [
         "",
-        "## Results",
+        "## Held-out (deduplicated) results",
         "",
-        "| mix | arm | rows | final tf | final acc | ratio @50% | @75% | @100% | @100% no prof. | "
-        "tf @ GRPO FLOPs | acc @ GRPO FLOPs | zero-adv groups |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| mix | arm | rows | tf: base -> final | acc final | ratio @50% | @75% | @100% | @100% no prof. | "
+        "tf @ GRPO FLOPs | acc @ GRPO FLOPs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary["table"]:
-        is_grpo = row["arm"] == "grpo"
-
-        def cell(key: str, grpo: bool = is_grpo, data: dict = row) -> str:
-            if grpo:
-                return "1 (ref.)"
-            # A ratio needs GRPO to have improved; with no gain there is no target to reach.
-            gains = data.get("grpo_gain", [])
-            usable = [v for v, g in zip(data.get(key, []), gains, strict=False) if g > 0]
-            return _mean_spread(usable, "n/a: GRPO did not improve") if usable or gains else "n/a"
-
+        cell = _ratio_cell(row)
         lines.append(
-            f"| {row['mix']} | {row['arm']} | {row['rows']} | {_mean_spread(row['final_tf'])} | "
-            f"{_mean_spread(row['final_acc'])} | {cell('ratio@0.5')} | {cell('ratio@0.75')} | {cell('ratio@1')} | "
-            f"{cell('ratio_noprof@1')} | {_mean_spread(row.get('tf_at_equal_flops', row['final_tf']))} | "
-            f"{_mean_spread(row.get('acc_at_equal_flops', row['final_acc']))} | "
-            f"{_mean_spread(row['zero_adv_groups'])} |"
+            f"| {row['mix']} | {row['arm']} | {row['rows']} | {statistics.fmean(row['base_tf']):.3f} -> "
+            f"{_mean_spread(row['final_tf'], digits=3)} | {_mean_spread(row['final_acc'], digits=3)} | "
+            f"{cell('ratio@0.5')} | {cell('ratio@0.75')} | {cell('ratio@1')} | {cell('ratio_noprof@1')} | "
+            f"{_mean_spread(row.get('tf_prob_at_equal_flops', row['final_tf']), digits=3)} | "
+            f"{_mean_spread(row.get('acc_at_equal_flops', row['final_acc']), digits=3)} |"
+        )
+    lines += [
+        "",
+        "## In-distribution (the whole profiled pool, teacher-forced) and training signal",
+        "",
+        "| mix | arm | pool tf: base -> final | ratio @50% | @100% | @100% no prof. | pool tf @ GRPO FLOPs | "
+        "zero-adv groups | zero-adv rollouts | total FLOPs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary["table"]:
+        cell = _ratio_cell(row, "pool_")
+        lines.append(
+            f"| {row['mix']} | {row['arm']} | {statistics.fmean(row['base_pool_tf']):.3f} -> "
+            f"{_mean_spread(row['final_pool_tf'], digits=3)} | {cell('pool_ratio@0.5')} | {cell('pool_ratio@1')} | "
+            f"{cell('pool_ratio_noprof@1')} | "
+            f"{_mean_spread(row.get('pool_pool_tf_at_equal_flops', row['final_pool_tf']), digits=3)} | "
+            f"{_mean_spread(row['zero_adv_groups'])} | {_mean_spread(row['zero_adv_rollouts'])} | "
+            f"{statistics.fmean(row['total_flops']):.3g} |"
         )
     lines += ["", "Arms: " + "; ".join(f"`{name}` {ARMS[name].note}" for name in ARMS), ""]
     path.write_text("\n".join(lines) + "\n")
@@ -572,7 +616,7 @@ def plot(curves: list[Curve], profiles: dict[str, dict[str, Any]], settings: Set
 
     colors = {name: f"C{i}" for i, name in enumerate(ARMS)}
     mixes = list(settings.mixes)
-    fig, axes = plt.subplots(2, len(mixes), figsize=(5 * len(mixes), 8), squeeze=False)
+    fig, axes = plt.subplots(3, len(mixes), figsize=(5 * len(mixes), 11), squeeze=False)
     for column, mix in enumerate(mixes):
         hist = profiles[mix]["histogram"]
         axes[0][column].bar(range(len(hist)), list(hist.values()), color="grey")
@@ -580,6 +624,9 @@ def plot(curves: list[Curve], profiles: dict[str, dict[str, Any]], settings: Set
         axes[0][column].set_title(f"{mix}: profile p̂ (k={settings.k})")
         _plot_curves(axes[1][column], [c for c in curves if c.mix == mix and c.arm in settings.arms], colors)
         axes[1][column].set_title(f"{mix}: held-out P(answer+EOS)")
+        _plot_curves(axes[2][column], [c for c in curves if c.mix == mix and c.arm in settings.arms], colors,
+                     metric="pool_tf")
+        axes[2][column].set_title(f"{mix}: whole pool P(answer+EOS) (in-distribution)")
     fig.tight_layout()
     fig.savefig(out / "savings.png", dpi=110)
     plt.close(fig)
