@@ -1,7 +1,6 @@
 """Builders of small, exact profile pools for the curation, card and hub tests.
 
-The tests run with `--import-mode=importlib`, where test modules cannot import each other; they load this
-file by path (see `_load_helpers` at the top of each test module).
+Imported by name (`import curation_helpers`): pyproject puts tests/ on pytest's pythonpath.
 """
 
 from __future__ import annotations

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
+import curation_helpers as helpers  # tests/ is on pytest's pythonpath
 from huggingface_hub import DatasetCard
 
 from sgpo_curate.cards import load_template, read_summaries, render_card, render_plots
 from sgpo_curate.curation import CurateConfig, curate, write_curated
 
-
-def _load_helpers():
-    """tests/curation_helpers.py, loaded by path (test modules cannot import each other here)."""
-    spec = importlib.util.spec_from_file_location("curation_helpers", Path(__file__).with_name("curation_helpers.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_helpers()
 RUN_INFO, make_pool, make_profile = helpers.RUN_INFO, helpers.make_pool, helpers.make_profile
 
 

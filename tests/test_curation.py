@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
+import curation_helpers as helpers  # tests/ is on pytest's pythonpath
 import pandas as pd
 import pytest
 
@@ -14,16 +13,6 @@ from sgpo_curate.curation import COLUMNS, CurateConfig, curate, dataset_features
 from sgpo_curate.policy import DROP_REASONS, inverse_rule
 from sgpo_curate.registry import UnknownNameError
 
-
-def _load_helpers():
-    """tests/curation_helpers.py, loaded by path (test modules cannot import each other here)."""
-    spec = importlib.util.spec_from_file_location("curation_helpers", Path(__file__).with_name("curation_helpers.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_helpers()
 RUN_INFO, make_pool, make_profile, write_profile_dir = (
     helpers.RUN_INFO, helpers.make_pool, helpers.make_profile, helpers.write_profile_dir)
 

@@ -8,7 +8,6 @@ the server started here (`tests/hub_server.py`).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,24 +16,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import curation_helpers as helpers  # noqa: E402  (tests/ is on pytest's pythonpath)
 import pyarrow.parquet as pq
 import pytest
+from hub_server import HubServer  # noqa: E402
 from huggingface_hub import DatasetCard
 
 from sgpo_curate.curation import CurateConfig, curate, write_curated
 
-
-def _load(name: str):
-    """A helper module next to this file, loaded by path (test modules cannot import each other here)."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load("curation_helpers")
-HubServer = _load("hub_server").HubServer
 REJECTED = "hf_rejected_token"
 TIMEOUT = 240
 
