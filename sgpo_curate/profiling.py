@@ -284,9 +284,8 @@ def _finish_chunk(directory: Path, part: int, pending, sampler, config: ProfileC
         ))
         offset += k
     _write_part(directory, part, profiles, config.keep_completions)
-    n_samples = offset
     bar.update(len(chunk))
-    bar.samples += n_samples
+    bar.samples += offset
     bar.set_postfix_str(f"{bar.samples / max(bar.format_dict['elapsed'], 1e-9):.1f} samples/s", refresh=False)
     return part + 1
 

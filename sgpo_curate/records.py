@@ -7,7 +7,6 @@ places that know the parquet layout (column names follow DESIGN.md).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -27,11 +26,6 @@ def stable_id(source: str, key: str | int) -> str:
     return f"{source}/{key}"
 
 
-def content_hash(text: str, length: int = 12) -> str:
-    """A hex digest of `text`, for ids of rows that have no index of their own."""
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:length]
-
-
 def freeze_messages(messages: Sequence[Mapping[str, str]]) -> tuple[tuple[str, str], ...]:
     return tuple((str(m["role"]), str(m["content"])) for m in messages)
 
@@ -41,7 +35,7 @@ class Query:
     """One problem to profile.
 
     Args:
-        id (`str`): stable id, `source/index` or `source/content-hash`.
+        id (`str`): stable id, `source/key`, the row's own key or its index.
         source (`str`): source dataset, config and split, e.g. `"gsm8k/test"`.
         domain (`str`): `"math"` or `"code"`.
         prompt (`tuple[tuple[str, str], ...]`): chat messages as `(role, content)` pairs; what the policy

@@ -61,7 +61,7 @@ def get_sampler(name: str, model: str, **kwargs) -> Sampler:
     return SAMPLERS.get(name)(model, **kwargs)
 
 
-def _model_revision(model: str, resolved: str) -> str | None:
+def _model_revision(model: str) -> str | None:
     """What pins the weights: the package version of a bundled model, else the commit or None."""
     if model in BUNDLED_MODELS:
         from importlib import metadata
@@ -96,7 +96,7 @@ class TransformersSampler:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(resolved, dtype=torch_dtype).to(self.device).eval()
         self.model_name = model
-        self.model_revision = _model_revision(model, resolved)
+        self.model_revision = _model_revision(model)
         self.num_parameters = self.model.num_parameters()
         self._eos_ids = self._stop_token_ids()
 
@@ -206,7 +206,7 @@ class VLLMSampler:
         self._vllm = vllm
         self.llm = vllm.LLM(model=resolved, **llm_kwargs)
         self.model_name = model
-        self.model_revision = _model_revision(model, resolved)
+        self.model_revision = _model_revision(model)
         config = self.llm.llm_engine.model_config.hf_config
         self.num_parameters = _count_parameters_from_config(config)
 

@@ -14,7 +14,7 @@ import gzip
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,6 @@ class Source:
     description: str = ""
     license: str = "unknown"
     citation: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def queries(self, prompt: PromptConfig, rejects: list[Reject] | None = None) -> Iterator[Query]:
         """Stream this source's queries; rejected rows go to `rejects` (when given) and are skipped."""
