@@ -23,7 +23,9 @@ from sgpo_curate.verifiers.math import MathVerifier
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--queries", type=int, default=48)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=48)
@@ -42,24 +44,34 @@ def main() -> None:
 
     def raw() -> None:
         for start in range(0, len(queries), sampling.batch_queries):
-            sampler.sample(queries[start:start + sampling.batch_queries], sampling, sampling.seed)
+            sampler.sample(queries[start : start + sampling.batch_queries], sampling, sampling.seed)
 
     def pipeline() -> None:
-        profile(queries, sampler, verifier, ProfileConfig(out_dir=tempfile.mkdtemp(), progress=False), sampling)
+        profile(
+            queries, sampler, verifier, ProfileConfig(out_dir=tempfile.mkdtemp(), progress=False), sampling
+        )
 
     raw_s = timed(raw)
     pipe_s = timed(pipeline)
-    verify_s = timed(lambda: verifier(["The answer is $\\boxed{" + str(i) + "}$ " * 3 for i in range(samples)],
-                                      [q for q in queries for _ in range(args.k)]))
+    verify_s = timed(
+        lambda: verifier(
+            ["The answer is $\\boxed{" + str(i) + "}$ " * 3 for i in range(samples)],
+            [q for q in queries for _ in range(args.k)],
+        )
+    )
     verifier.close()
     rows = [
         ["raw sampler", f"{raw_s:.1f}", f"{samples / raw_s:.1f}", "1.00"],
         ["profile() pipeline", f"{pipe_s:.1f}", f"{samples / pipe_s:.1f}", f"{raw_s / pipe_s:.2f}"],
         ["(verification alone, 1 worker)", f"{verify_s:.1f}", f"{samples / verify_s:.1f}", "-"],
     ]
-    write_table("pipeline", f"Profiling pipeline vs raw sampler ({args.queries} GSM8K queries x k={args.k}, "
-                f"{args.max_new_tokens} new tokens, tiny model, 1 torch thread + 1 verify worker)",
-                ["stage", "seconds", "samples/s", "ratio to raw"], rows)
+    write_table(
+        "pipeline",
+        f"Profiling pipeline vs raw sampler ({args.queries} GSM8K queries x k={args.k}, "
+        f"{args.max_new_tokens} new tokens, tiny model, 1 torch thread + 1 verify worker)",
+        ["stage", "seconds", "samples/s", "ratio to raw"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

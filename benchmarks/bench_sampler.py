@@ -24,13 +24,18 @@ from sgpo_curate.sources import load_queries
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--queries", type=int, default=16)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-queries", type=int, default=16)
-    parser.add_argument("--datasets", default="mawps-singleop,gsm8k",
-                        help="Sources to time (short and long prompts: the speed-up depends on prompt length).")
+    parser.add_argument(
+        "--datasets",
+        default="mawps-singleop,gsm8k",
+        help="Sources to time (short and long prompts: the speed-up depends on prompt length).",
+    )
     args = parser.parse_args()
 
     import torch
@@ -49,15 +54,23 @@ def main() -> None:
 
         def run(config: SamplingConfig, queries=queries) -> None:
             for start in range(0, len(queries), config.batch_queries):
-                sampler.sample(queries[start:start + config.batch_queries], config, seed=0)
+                sampler.sample(queries[start : start + config.batch_queries], config, seed=0)
 
         def plain_generate(queries=queries) -> None:
             for query in queries:
-                inputs = sampler.tokenizer(sampler.render(query), return_tensors="pt", add_special_tokens=False)
+                inputs = sampler.tokenizer(
+                    sampler.render(query), return_tensors="pt", add_special_tokens=False
+                )
                 with torch.inference_mode():
-                    sampler.model.generate(**inputs, do_sample=True, top_k=0, num_return_sequences=args.k,
-                                           max_new_tokens=args.max_new_tokens, min_new_tokens=args.max_new_tokens,
-                                           pad_token_id=sampler.tokenizer.pad_token_id)
+                    sampler.model.generate(
+                        **inputs,
+                        do_sample=True,
+                        top_k=0,
+                        num_return_sequences=args.k,
+                        max_new_tokens=args.max_new_tokens,
+                        min_new_tokens=args.max_new_tokens,
+                        pad_token_id=sampler.tokenizer.pad_token_id,
+                    )
 
         naive_s = timed(plain_generate)
         for label, seconds in (
@@ -65,14 +78,25 @@ def main() -> None:
             ("sampler, 1 query per call (shared prefill)", timed(lambda: run(single))),
             (f"sampler, {args.batch_queries} queries per call", timed(lambda: run(batched))),
         ):
-            rows.append([f"{dataset} ({mean_prompt:.0f})", label, f"{seconds:.1f}", f"{samples / seconds:.1f}",
-                         f"{naive_s / seconds:.1f}x"])
-    write_table("sampler", f"Sampler: batched vs naive ({args.queries} queries x k={args.k}, "
-                f"{args.max_new_tokens} new tokens, tiny {sampler.num_parameters:,}-param char Llama, 1 thread)",
-                ["dataset (mean prompt tokens)", "mode", "seconds", "samples/s", "speed-up"], rows,
-                notes="The tiny model is character-level, so a GSM8K prompt is hundreds of tokens: there, attention "
-                      "over every sample's own copy of the prompt's KV cache bounds the gain; short prompts show "
-                      "what batching removes (per-step overhead).")
+            rows.append(
+                [
+                    f"{dataset} ({mean_prompt:.0f})",
+                    label,
+                    f"{seconds:.1f}",
+                    f"{samples / seconds:.1f}",
+                    f"{naive_s / seconds:.1f}x",
+                ]
+            )
+    write_table(
+        "sampler",
+        f"Sampler: batched vs naive ({args.queries} queries x k={args.k}, "
+        f"{args.max_new_tokens} new tokens, tiny {sampler.num_parameters:,}-param char Llama, 1 thread)",
+        ["dataset (mean prompt tokens)", "mode", "seconds", "samples/s", "speed-up"],
+        rows,
+        notes="The tiny model is character-level, so a GSM8K prompt is hundreds of tokens: there, attention "
+        "over every sample's own copy of the prompt's KV cache bounds the gain; short prompts show "
+        "what batching removes (per-step overhead).",
+    )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,9 @@ def check_all_pass(sandbox: Sandbox, programs: list[str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3, help="Interleaved rounds; each row keeps its best.")
     args = parser.parse_args()
 
@@ -61,12 +63,16 @@ def main() -> None:
     programs = humaneval_programs()
     n = len(programs)
     cores = os.cpu_count() or 1
-    configs = {"sandbox, no namespaces": SandboxConfig(workers=1, isolate_network=False),
-               "sandbox, full isolation": SandboxConfig(workers=1),
-               f"sandbox, full isolation, {cores} workers": SandboxConfig(workers=cores)}
+    configs = {
+        "sandbox, no namespaces": SandboxConfig(workers=1, isolate_network=False),
+        "sandbox, full isolation": SandboxConfig(workers=1),
+        f"sandbox, full isolation, {cores} workers": SandboxConfig(workers=cores),
+    }
     sandboxes = {label: sandboxed(config, programs) for label, config in configs.items()}
     isolation = sandboxes["sandbox, full isolation"].isolation
-    runners: dict[str, Callable[[], None]] = {"bare `python -I -S -c`": lambda: bare(isolation.python, programs)}
+    runners: dict[str, Callable[[], None]] = {
+        "bare `python -I -S -c`": lambda: bare(isolation.python, programs)
+    }
     for label, sandbox in sandboxes.items():
         runners[label] = lambda sandbox=sandbox: check_all_pass(sandbox, programs)
 
@@ -86,15 +92,22 @@ def main() -> None:
         overhead = f"{(seconds - bare_s) / n * 1000:+.1f}" if label in configs and workers == 1 else "-"
         rows.append([label, workers, f"{n / seconds:.1f}", f"{seconds / n * 1000:.1f}", overhead])
 
-    notes = (f"{n} HumanEval canonical solutions with their tests, all passing. Interpreter "
-             f"`{isolation.python}` (Python {isolation.python_version}); isolation: "
-             f"network namespace {isolation.network_isolated}, pid namespace {isolation.pid_namespace}, "
-             f"unprivileged uid {isolation.drop_privileges}. Wall time per execution is the batch time "
-             f"divided by {n}; overhead is against the bare row. The machine is shared: load average "
-             f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after on {cores} cores, so figures move "
-             f"by tens of percent between runs, and a second worker gains only what the other users leave.")
-    write_table("sandbox", "Sandboxed execution of HumanEval canonical solutions",
-                ["runner", "workers", "executions/s", "ms per execution", "overhead vs bare (ms)"], rows, notes)
+    notes = (
+        f"{n} HumanEval canonical solutions with their tests, all passing. Interpreter "
+        f"`{isolation.python}` (Python {isolation.python_version}); isolation: "
+        f"network namespace {isolation.network_isolated}, pid namespace {isolation.pid_namespace}, "
+        f"unprivileged uid {isolation.drop_privileges}. Wall time per execution is the batch time "
+        f"divided by {n}; overhead is against the bare row. The machine is shared: load average "
+        f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after on {cores} cores, so figures move "
+        f"by tens of percent between runs, and a second worker gains only what the other users leave."
+    )
+    write_table(
+        "sandbox",
+        "Sandboxed execution of HumanEval canonical solutions",
+        ["runner", "workers", "executions/s", "ms per execution", "overhead vs bare (ms)"],
+        rows,
+        notes,
+    )
 
 
 if __name__ == "__main__":

@@ -20,12 +20,16 @@ from sgpo_curate.verifiers.math import MathVerifier
 def completions_for(query, row_solution: str, k: int) -> list[str]:
     body = row_solution.split("####")[0]
     # Every text distinct (math-verify caches repeated parses); half right, half wrong.
-    return [f"{body}\nSample {i}: so the answer is $\\boxed{{{query.answer if i % 2 == 0 else query.answer + '1'}}}$."
-            for i in range(k)]
+    return [
+        f"{body}\nSample {i}: so the answer is $\\boxed{{{query.answer if i % 2 == 0 else query.answer + '1'}}}$."
+        for i in range(k)
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=8)
     args = parser.parse_args()
@@ -47,8 +51,12 @@ def main() -> None:
         assert sum(r == 1.0 for r in rewards) == len(texts) // 2, "half the completions are right"
         base = base or seconds
         rows.append([workers, f"{seconds:.1f}", f"{len(texts) / seconds:.0f}", f"{base / seconds:.2f}x"])
-    write_table("verify", f"Math verification ({len(texts)} checks: {args.queries} GSM8K queries x k={args.k})",
-                ["workers", "seconds", "checks/s", "speed-up"], rows)
+    write_table(
+        "verify",
+        f"Math verification ({len(texts)} checks: {args.queries} GSM8K queries x k={args.k})",
+        ["workers", "seconds", "checks/s", "speed-up"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -117,7 +117,11 @@ class Settings:
     arms: tuple[str, ...] = ("grpo", "sgpo")
     ablation_mix: str = "broad"
     ablation_arms: tuple[str, ...] = (
-        "filter_only", "group_size_only", "curriculum_only", "rule_symmetric", "rule_uniform",
+        "filter_only",
+        "group_size_only",
+        "curriculum_only",
+        "rule_symmetric",
+        "rule_uniform",
     )
     seeds: tuple[int, ...] = (0, 1, 2)
     lsb_first: bool = False
@@ -153,8 +157,19 @@ class Settings:
 
 
 QUICK = dict(
-    mixes=("broad",), ablation_arms=("filter_only",), seeds=(0, 1), hidden_size=64, num_layers=2,
-    pretrain_steps=200, pool_size=96, eval_size=64, k=4, steps=6, rollouts_per_step=32, eval_every=3, warmup_steps=2,
+    mixes=("broad",),
+    ablation_arms=("filter_only",),
+    seeds=(0, 1),
+    hidden_size=64,
+    num_layers=2,
+    pretrain_steps=200,
+    pool_size=96,
+    eval_size=64,
+    k=4,
+    steps=6,
+    rollouts_per_step=32,
+    eval_every=3,
+    warmup_steps=2,
     eval_samples=2,
 )
 
@@ -164,12 +179,18 @@ QUICK = dict(
 
 def make_query(a: int, b: int, lsb_first: bool = False) -> Query:
     """The query `a+b=`; with `lsb_first` every number is written least-significant digit first."""
+
     def write(number: int) -> str:
         return str(number)[::-1] if lsb_first else str(number)
 
-    return Query(id=f"add/{a}+{b}", source="toy-addition", domain="math",
-                 prompt=(("user", f"{write(a)}+{write(b)}="),), answer=write(a + b),
-                 metadata={"level": max(len(str(a)), len(str(b)))})
+    return Query(
+        id=f"add/{a}+{b}",
+        source="toy-addition",
+        domain="math",
+        prompt=(("user", f"{write(a)}+{write(b)}="),),
+        answer=write(a + b),
+        metadata={"level": max(len(str(a)), len(str(b)))},
+    )
 
 
 def query_from_id(query_id: str, lsb_first: bool) -> Query:
@@ -179,6 +200,7 @@ def query_from_id(query_id: str, lsb_first: bool) -> Query:
 
 def draw_operands(level: int, rng: random.Random) -> tuple[int, int]:
     """One operand with exactly `level` digits, the other with 1..level digits, in random order."""
+
     def number(digits: int) -> int:
         return rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10**digits - 1)
 
@@ -186,8 +208,9 @@ def draw_operands(level: int, rng: random.Random) -> tuple[int, int]:
     return (a, b) if rng.random() < 0.5 else (b, a)
 
 
-def draw_queries(weights: Sequence[float], n: int, rng: random.Random, exclude: set[str],
-                 lsb_first: bool = False) -> list[Query]:
+def draw_queries(
+    weights: Sequence[float], n: int, rng: random.Random, exclude: set[str], lsb_first: bool = False
+) -> list[Query]:
     """`n` distinct queries with levels drawn by `weights`, none of whose ids is in `exclude`."""
     queries: dict[str, Query] = {}
     levels = list(range(1, MAX_DIGITS + 1))
@@ -221,8 +244,9 @@ TOY_CHAT_TEMPLATE = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
 
 def render(tokenizer, content: str) -> str:
     """The prompt exactly as TRL and the profiling sampler show it: through the tokenizer's chat template."""
-    return tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                         tokenize=False)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+    )
 
 
 def _encode(tokenizer, prompt: str, answer: str) -> tuple[list[int], list[int]]:
@@ -243,8 +267,14 @@ def _collate(pairs: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[tor
 
 def pretrain_base(settings: Settings, path: Path) -> dict[str, Any]:
     """Supervised training on uniformly drawn levels for a fixed step count; saves model + tokenizer."""
-    model, tokenizer = build_tiny_model(chars=CHARS, hidden_size=settings.hidden_size,
-                                        num_layers=settings.num_layers, num_heads=4, max_positions=64, seed=0)
+    model, tokenizer = build_tiny_model(
+        chars=CHARS,
+        hidden_size=settings.hidden_size,
+        num_layers=settings.num_layers,
+        num_heads=4,
+        max_positions=64,
+        seed=0,
+    )
     tokenizer.chat_template = TOY_CHAT_TEMPLATE
     rng = random.Random(12345)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.pretrain_lr, weight_decay=0.0)
@@ -269,13 +299,25 @@ def pretrain_base(settings: Settings, path: Path) -> dict[str, Any]:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     seconds = time.perf_counter() - started
-    logger.info("pretrained %d params for %d steps in %.0fs (final loss %.3f)", model.num_parameters(), total,
-                seconds, loss.item())
+    logger.info(
+        "pretrained %d params for %d steps in %.0fs (final loss %.3f)",
+        model.num_parameters(),
+        total,
+        seconds,
+        loss.item(),
+    )
     return {"num_params": model.num_parameters(), "seconds": seconds, "final_loss": loss.item()}
 
 
 FORMAT_VERSION = 2  # bump when the text format changes: cached base models are then retrained
-PRETRAIN_FIELDS = ("lsb_first", "hidden_size", "num_layers", "pretrain_steps", "pretrain_batch", "pretrain_lr")
+PRETRAIN_FIELDS = (
+    "lsb_first",
+    "hidden_size",
+    "num_layers",
+    "pretrain_steps",
+    "pretrain_batch",
+    "pretrain_lr",
+)
 
 
 def cached_base(settings: Settings, path: Path, stamp: dict[str, Any]) -> dict[str, Any]:
@@ -296,12 +338,24 @@ def cached_base(settings: Settings, path: Path, stamp: dict[str, Any]) -> dict[s
 
 def profile_pool(pool: list[Query], base: Path, settings: Settings, out_dir: Path) -> dict[str, Any]:
     sampler = get_sampler("transformers", str(base), device="cpu")
-    sampling = SamplingConfig(k=settings.k, max_new_tokens=MAX_DIGITS + 2, temperature=1.0, top_p=1.0, seed=0,
-                              batch_queries=32)
-    summary = profile(pool, sampler, ExactAnswer(), ProfileConfig(out_dir=str(out_dir), progress=False), sampling,
-                      source="toy-addition")
-    return {"flops": summary.flops, "seconds": summary.wall_seconds, "histogram": summary.histogram,
-            "queries": summary.queries, "samples": summary.samples}
+    sampling = SamplingConfig(
+        k=settings.k, max_new_tokens=MAX_DIGITS + 2, temperature=1.0, top_p=1.0, seed=0, batch_queries=32
+    )
+    summary = profile(
+        pool,
+        sampler,
+        ExactAnswer(),
+        ProfileConfig(out_dir=str(out_dir), progress=False),
+        sampling,
+        source="toy-addition",
+    )
+    return {
+        "flops": summary.flops,
+        "seconds": summary.wall_seconds,
+        "histogram": summary.histogram,
+        "queries": summary.queries,
+        "samples": summary.samples,
+    }
 
 
 def arm_rows(profile_dir: Path, arm: Arm, settings: Settings, seed: int) -> list[dict[str, Any]]:
@@ -311,18 +365,32 @@ def arm_rows(profile_dir: Path, arm: Arm, settings: Settings, seed: int) -> list
     if arm.rule is None:  # plain GRPO: every profiled query, the trainer's single G, shuffled by the trainer
         return [{"prompt": p.query.messages, "answer": p.query.answer} for p in profiles]
     if arm.filter:
-        config = CurateConfig(rule=arm.rule, g_min=settings.g_min, g_max=settings.g_max,
-                              uniform_group_size=settings.uniform_group_size,
-                              unsolvable_keep_fraction=settings.unsolvable_keep_fraction, order=order, seed=seed)
+        config = CurateConfig(
+            rule=arm.rule,
+            g_min=settings.g_min,
+            g_max=settings.g_max,
+            uniform_group_size=settings.uniform_group_size,
+            unsolvable_keep_fraction=settings.unsolvable_keep_fraction,
+            order=order,
+            seed=seed,
+        )
         dataset = curate(profiles, config).dataset
-        return [{"prompt": r["prompt"], "answer": r["answer"], "group_size": r["group_size"]} for r in dataset]
+        return [
+            {"prompt": r["prompt"], "answer": r["answer"], "group_size": r["group_size"]} for r in dataset
+        ]
     # Unfiltered ablations: `curate` always drops trivial queries, so apply the same registered rule and
     # curriculum order to the whole pool.
     rule = get_group_size_rule(arm.rule, settings.uniform_group_size)
     pass_rates = [p.num_correct / p.num_samples for p in profiles]
     ranked = curriculum_order([p.id for p in profiles], pass_rates, order, seed)
-    return [{"prompt": profiles[i].query.messages, "answer": profiles[i].query.answer,
-             "group_size": int(rule(pass_rates[i], settings.g_min, settings.g_max))} for i in ranked]
+    return [
+        {
+            "prompt": profiles[i].query.messages,
+            "answer": profiles[i].query.answer,
+            "group_size": int(rule(pass_rates[i], settings.g_min, settings.g_max)),
+        }
+        for i in ranked
+    ]
 
 
 # --------------------------------------------------------------------------- 6. train and evaluate
@@ -337,8 +405,12 @@ class HeldOut:
         pad = tokenizer.pad_token_id
         self.forced = _collate([_encode(tokenizer, q.messages[0]["content"], q.answer) for q in queries], pad)
         tokenizer.padding_side = "left"
-        self.prompts = tokenizer([render(tokenizer, q.messages[0]["content"]) for q in queries], return_tensors="pt",
-                                 padding=True, add_special_tokens=False)
+        self.prompts = tokenizer(
+            [render(tokenizer, q.messages[0]["content"]) for q in queries],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        )
         self.tokenizer = tokenizer
 
     @torch.no_grad()
@@ -355,10 +427,20 @@ class HeldOut:
             return {"tf_prob": sequence_logp.exp().mean().item()}
         with torch.random.fork_rng():
             torch.manual_seed(1234)  # the same sampling noise at every evaluation (common random numbers)
-            out = model.generate(**self.prompts, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                                 max_new_tokens=MAX_DIGITS + 2, num_return_sequences=self.samples,
-                                 pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
-        texts = self.tokenizer.batch_decode(out[:, self.prompts["input_ids"].shape[1]:], skip_special_tokens=True)
+            out = model.generate(
+                **self.prompts,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=MAX_DIGITS + 2,
+                num_return_sequences=self.samples,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+            )
+        texts = self.tokenizer.batch_decode(
+            out[:, self.prompts["input_ids"].shape[1] :], skip_special_tokens=True
+        )
         correct = [t.strip() == self.answers[i // self.samples] for i, t in enumerate(texts)]
         model.train(was_training)
         return {"tf_prob": sequence_logp.exp().mean().item(), "accuracy": sum(correct) / len(correct)}
@@ -401,29 +483,60 @@ def run_job(job: Job) -> Curve:
     rows = arm_rows(Path(job.profile_dir), arm, settings, job.seed)
     model = AutoModelForCausalLM.from_pretrained(job.base)
     tokenizer = AutoTokenizer.from_pretrained(job.base)
-    held_out = HeldOut([query_from_id(i, settings.lsb_first) for i in job.eval_ids],
-                       AutoTokenizer.from_pretrained(job.base), settings.eval_samples)
-    # In-distribution view: the whole profiled pool (filtered-out queries included), teacher-forced.
-    pool = HeldOut([p.query for p in load_profiles(job.profile_dir)], AutoTokenizer.from_pretrained(job.base), 0)
-    args = AdaptiveGRPOConfig(
-        output_dir=job.out_dir, use_cpu=True, bf16=False, gradient_checkpointing=False, report_to=[],
-        save_strategy="no", logging_steps=settings.eval_every, disable_tqdm=True, log_level="error",
-        max_steps=settings.steps, per_device_train_batch_size=settings.rollouts_per_step,
-        num_generations=settings.uniform_group_size, max_completion_length=MAX_DIGITS + 2, temperature=1.0,
-        top_k=0, optim=settings.optimizer, scale_rewards=settings.scale_rewards, learning_rate=settings.learning_rate, lr_scheduler_type="constant_with_warmup", warmup_steps=settings.warmup_steps, beta=0.0,
-        seed=job.seed, data_seed=job.seed,
-        group_size_column=None if arm.rule is None else "group_size", shuffle_dataset=not arm.curriculum,
-        max_group_size=settings.g_max, prior_flops=0.0 if arm.rule is None and not arm.filter else job.prior_flops,
+    held_out = HeldOut(
+        [query_from_id(i, settings.lsb_first) for i in job.eval_ids],
+        AutoTokenizer.from_pretrained(job.base),
+        settings.eval_samples,
     )
-    trainer = AdaptiveGRPOTrainer(model=model, reward_funcs=exact_match_reward, args=args,
-                                  train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    # In-distribution view: the whole profiled pool (filtered-out queries included), teacher-forced.
+    pool = HeldOut(
+        [p.query for p in load_profiles(job.profile_dir)], AutoTokenizer.from_pretrained(job.base), 0
+    )
+    args = AdaptiveGRPOConfig(
+        output_dir=job.out_dir,
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=settings.eval_every,
+        disable_tqdm=True,
+        log_level="error",
+        max_steps=settings.steps,
+        per_device_train_batch_size=settings.rollouts_per_step,
+        num_generations=settings.uniform_group_size,
+        max_completion_length=MAX_DIGITS + 2,
+        temperature=1.0,
+        top_k=0,
+        optim=settings.optimizer,
+        scale_rewards=settings.scale_rewards,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=settings.warmup_steps,
+        beta=0.0,
+        seed=job.seed,
+        data_seed=job.seed,
+        group_size_column=None if arm.rule is None else "group_size",
+        shuffle_dataset=not arm.curriculum,
+        max_group_size=settings.g_max,
+        prior_flops=0.0 if arm.rule is None and not arm.filter else job.prior_flops,
+    )
+    trainer = AdaptiveGRPOTrainer(
+        model=model,
+        reward_funcs=exact_match_reward,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
     trainer.remove_callback(PrinterCallback)  # the curve below is the record; keep the console readable
     curve = Curve(job.mix, job.arm, job.seed, rows=len(rows))
 
     def record(step: int) -> None:
         metrics = held_out.evaluate(trainer.model)
         metrics["pool_tf"] = pool.evaluate(trainer.model)["tf_prob"]
-        curve.points.append({"step": step, "flops": trainer.compute_ledger.totals()["total_flops"], **metrics})
+        curve.points.append(
+            {"step": step, "flops": trainer.compute_ledger.totals()["total_flops"], **metrics}
+        )
 
     class Evaluate(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -435,13 +548,25 @@ def run_job(job: Job) -> Curve:
     trainer.train()
     curve.compute = trainer.compute_summary()["totals"]
     logged = [e for e in trainer.state.log_history if "sgpo/frac_zero_adv_groups" in e]
-    curve.zero_adv_groups = statistics.fmean(e["sgpo/frac_zero_adv_groups"] for e in logged) if logged else math.nan
-    curve.zero_adv_rollouts = (statistics.fmean(e["sgpo/frac_zero_adv_rollouts"] for e in logged) if logged
-                               else math.nan)
+    curve.zero_adv_groups = (
+        statistics.fmean(e["sgpo/frac_zero_adv_groups"] for e in logged) if logged else math.nan
+    )
+    curve.zero_adv_rollouts = (
+        statistics.fmean(e["sgpo/frac_zero_adv_rollouts"] for e in logged) if logged else math.nan
+    )
     curve.seconds = time.perf_counter() - started
-    logger.info("%s/%s/seed %d: %d rows, tf %.3f -> %.3f, acc %.3f -> %.3f, %.0fs", job.mix, job.arm, job.seed,
-                len(rows), curve.points[0]["tf_prob"], curve.points[-1]["tf_prob"], curve.points[0]["accuracy"],
-                curve.points[-1]["accuracy"], curve.seconds)
+    logger.info(
+        "%s/%s/seed %d: %d rows, tf %.3f -> %.3f, acc %.3f -> %.3f, %.0fs",
+        job.mix,
+        job.arm,
+        job.seed,
+        len(rows),
+        curve.points[0]["tf_prob"],
+        curve.points[-1]["tf_prob"],
+        curve.points[0]["accuracy"],
+        curve.points[-1]["accuracy"],
+        curve.seconds,
+    )
     return curve
 
 
@@ -475,7 +600,9 @@ def final_value(points: list[dict[str, float]], metric: str) -> float:
     return statistics.fmean(p[metric] for p in points[-2:])
 
 
-def compare(arm: Curve, grpo: Curve, prior_flops: float, metric: str = "tf_prob", prefix: str = "") -> dict[str, Any]:
+def compare(
+    arm: Curve, grpo: Curve, prior_flops: float, metric: str = "tf_prob", prefix: str = ""
+) -> dict[str, Any]:
     """Compute ratios GRPO/arm at the target fractions of GRPO's gain, and the arm's value at equal FLOPs."""
     base = grpo.points[0][metric]
     gain = final_value(grpo.points, metric) - base
@@ -487,8 +614,9 @@ def compare(arm: Curve, grpo: Curve, prior_flops: float, metric: str = "tf_prob"
         ok = gain > 0 and reach_grpo is not None and reach_arm is not None
         out[f"{prefix}ratio@{fraction:g}"] = reach_grpo / reach_arm if ok else None
         # the same without the profiling charge: a consumer of a published profile does not pay it
-        out[f"{prefix}ratio_noprof@{fraction:g}"] = (reach_grpo / (reach_arm - prior_flops)
-                                                     if ok and reach_arm > prior_flops else None)
+        out[f"{prefix}ratio_noprof@{fraction:g}"] = (
+            reach_grpo / (reach_arm - prior_flops) if ok and reach_arm > prior_flops else None
+        )
     budget = grpo.points[-1]["flops"]
     out[f"{prefix}{metric}_at_equal_flops"] = value_at(arm.points, budget, metric)
     if metric == "tf_prob":
@@ -515,8 +643,9 @@ def _ratio_cell(row: dict[str, Any], prefix: str = ""):
         usable = [value for value, gain in pairs if gain > 0]
         if not usable:
             return "n/a (no GRPO gain)" if pairs else "n/a"
-        return _mean_spread(usable) + (f" [{len(usable)}/{len(pairs)} seeds with a GRPO gain]"
-                                       if len(usable) < len(pairs) else "")
+        return _mean_spread(usable) + (
+            f" [{len(usable)}/{len(pairs)} seeds with a GRPO gain]" if len(usable) < len(pairs) else ""
+        )
 
     return cell
 
@@ -532,29 +661,45 @@ def summarize(curves: list[Curve], profiles: dict[str, dict[str, Any]], settings
             seeds = [s for s in settings.seeds if (mix, arm, s) in by_key]
             comparisons = [
                 compare(by_key[(mix, arm, s)], by_key[(mix, "grpo", s)], profiles[mix]["flops"])
-                | compare(by_key[(mix, arm, s)], by_key[(mix, "grpo", s)], profiles[mix]["flops"], "pool_tf", "pool_")
-                for s in seeds if (mix, "grpo", s) in by_key
+                | compare(
+                    by_key[(mix, arm, s)],
+                    by_key[(mix, "grpo", s)],
+                    profiles[mix]["flops"],
+                    "pool_tf",
+                    "pool_",
+                )
+                for s in seeds
+                if (mix, "grpo", s) in by_key
             ]
             curves_here = [by_key[(mix, arm, s)] for s in seeds]
-            table.append({
-                "mix": mix, "arm": arm, "seeds": seeds,
-                "rows": curves_here[0].rows if curves_here else 0,
-                "final_tf": [final_value(c.points, "tf_prob") for c in curves_here],
-                "final_acc": [final_value(c.points, "accuracy") for c in curves_here],
-                "base_tf": [c.points[0]["tf_prob"] for c in curves_here],
-                "base_acc": [c.points[0]["accuracy"] for c in curves_here],
-                "total_flops": [c.points[-1]["flops"] for c in curves_here],
-                "zero_adv_groups": [c.zero_adv_groups for c in curves_here],
-                "zero_adv_rollouts": [c.zero_adv_rollouts for c in curves_here],
-                "final_pool_tf": [final_value(c.points, "pool_tf") for c in curves_here],
-                "base_pool_tf": [c.points[0]["pool_tf"] for c in curves_here],
-                **{key: [c[key] for c in comparisons] for key in (comparisons[0] if comparisons else {})},
-            })
+            table.append(
+                {
+                    "mix": mix,
+                    "arm": arm,
+                    "seeds": seeds,
+                    "rows": curves_here[0].rows if curves_here else 0,
+                    "final_tf": [final_value(c.points, "tf_prob") for c in curves_here],
+                    "final_acc": [final_value(c.points, "accuracy") for c in curves_here],
+                    "base_tf": [c.points[0]["tf_prob"] for c in curves_here],
+                    "base_acc": [c.points[0]["accuracy"] for c in curves_here],
+                    "total_flops": [c.points[-1]["flops"] for c in curves_here],
+                    "zero_adv_groups": [c.zero_adv_groups for c in curves_here],
+                    "zero_adv_rollouts": [c.zero_adv_rollouts for c in curves_here],
+                    "final_pool_tf": [final_value(c.points, "pool_tf") for c in curves_here],
+                    "base_pool_tf": [c.points[0]["pool_tf"] for c in curves_here],
+                    **{key: [c[key] for c in comparisons] for key in (comparisons[0] if comparisons else {})},
+                }
+            )
     return {"table": table}
 
 
-def write_markdown(summary: dict[str, Any], profiles: dict[str, dict[str, Any]], meta: dict[str, Any],
-                   settings: Settings, path: Path) -> None:
+def write_markdown(
+    summary: dict[str, Any],
+    profiles: dict[str, dict[str, Any]],
+    meta: dict[str, Any],
+    settings: Settings,
+    path: Path,
+) -> None:
     lines = [
         "# sGPO vs plain GRPO on a CPU toy (measured, not tuned to a target)",
         "",
@@ -582,14 +727,19 @@ def write_markdown(summary: dict[str, Any], profiles: dict[str, dict[str, Any]],
         "| mix | level weights 1..4 | pool | p=0 | 0<p<1 | p=1 | profiling FLOPs | share of GRPO run |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    grpo_flops = {row["mix"]: statistics.fmean(row["total_flops"]) for row in summary["table"]
-                  if row["arm"] == "grpo" and row["total_flops"]}
+    grpo_flops = {
+        row["mix"]: statistics.fmean(row["total_flops"])
+        for row in summary["table"]
+        if row["arm"] == "grpo" and row["total_flops"]
+    }
     for mix in settings.mixes:
         hist = profiles[mix]["histogram"]
         middle = sum(v for k, v in hist.items() if k not in ("p=0", "p=1", "unverifiable"))
         share = profiles[mix]["flops"] / grpo_flops[mix] if mix in grpo_flops else math.nan
-        lines.append(f"| {mix} | {MIXES[mix]} | {profiles[mix]['queries']} | {hist.get('p=0', 0)} | {middle} | "
-                     f"{hist.get('p=1', 0)} | {profiles[mix]['flops']:.3g} | {share:.0%} |")
+        lines.append(
+            f"| {mix} | {MIXES[mix]} | {profiles[mix]['queries']} | {hist.get('p=0', 0)} | {middle} | "
+            f"{hist.get('p=1', 0)} | {profiles[mix]['flops']:.3g} | {share:.0%} |"
+        )
     lines += [
         "",
         "## Held-out (deduplicated) results",
@@ -645,8 +795,12 @@ def plot(curves: list[Curve], profiles: dict[str, dict[str, Any]], settings: Set
         axes[0][column].set_title(f"{mix}: profile p̂ (k={settings.k})")
         _plot_curves(axes[1][column], [c for c in curves if c.mix == mix and c.arm in settings.arms], colors)
         axes[1][column].set_title(f"{mix}: held-out P(answer+EOS)")
-        _plot_curves(axes[2][column], [c for c in curves if c.mix == mix and c.arm in settings.arms], colors,
-                     metric="pool_tf")
+        _plot_curves(
+            axes[2][column],
+            [c for c in curves if c.mix == mix and c.arm in settings.arms],
+            colors,
+            metric="pool_tf",
+        )
         axes[2][column].set_title(f"{mix}: whole pool P(answer+EOS) (in-distribution)")
     fig.tight_layout()
     fig.savefig(out / "savings.png", dpi=110)
@@ -682,16 +836,28 @@ def _plot_curves(ax, curves: list[Curve], colors: dict[str, str], metric: str = 
 # --------------------------------------------------------------------------- main
 
 
-def build_jobs(settings: Settings, base: Path, work: Path, profiles: dict[str, dict[str, Any]],
-               eval_ids: list[str]) -> list[Job]:
+def build_jobs(
+    settings: Settings, base: Path, work: Path, profiles: dict[str, dict[str, Any]], eval_ids: list[str]
+) -> list[Job]:
     jobs = []
     for mix in settings.mixes:
         arms = list(settings.arms) + (list(settings.ablation_arms) if mix == settings.ablation_mix else [])
         for arm in dict.fromkeys(arms):
             for seed in settings.seeds:
                 profile_dir = work / "profiles" / f"{mix}-n{settings.pool_size}-k{settings.k}"
-                jobs.append(Job(mix, arm, seed, str(profile_dir), str(base), eval_ids,
-                                profiles[mix]["flops"], settings, str(work / "runs" / f"{mix}-{arm}-{seed}")))
+                jobs.append(
+                    Job(
+                        mix,
+                        arm,
+                        seed,
+                        str(profile_dir),
+                        str(base),
+                        eval_ids,
+                        profiles[mix]["flops"],
+                        settings,
+                        str(work / "runs" / f"{mix}-{arm}-{seed}"),
+                    )
+                )
     # longest first keeps both workers busy to the end
     return sorted(jobs, key=lambda j: (j.arm == "grpo", j.mix), reverse=True)
 
@@ -705,16 +871,26 @@ def run(settings: Settings) -> dict[str, Any]:
     base = work / "base"
     meta: dict[str, Any] = {"base": cached_base(settings, base, stamp)}
     # Pools and the held-out set depend only on their mix and size, never on which mixes a run selects.
-    pools = {mix: draw_queries(weights, settings.pool_size, random.Random(f"pool-{mix}"), set(), settings.lsb_first)
-             for mix, weights in MIXES.items()}
+    pools = {
+        mix: draw_queries(
+            weights, settings.pool_size, random.Random(f"pool-{mix}"), set(), settings.lsb_first
+        )
+        for mix, weights in MIXES.items()
+    }
     taken = {q.id for pool in pools.values() for q in pool}
-    eval_queries = draw_queries(MIXES["broad"], settings.eval_size, random.Random("held-out"), taken,
-                                settings.lsb_first)
-    profiles = {mix: profile_pool(pools[mix], base, settings,
-                                  work / "profiles" / f"{mix}-n{settings.pool_size}-k{settings.k}")
-                for mix in settings.mixes}
+    eval_queries = draw_queries(
+        MIXES["broad"], settings.eval_size, random.Random("held-out"), taken, settings.lsb_first
+    )
+    profiles = {
+        mix: profile_pool(
+            pools[mix], base, settings, work / "profiles" / f"{mix}-n{settings.pool_size}-k{settings.k}"
+        )
+        for mix in settings.mixes
+    }
     for mix, info in profiles.items():
-        logger.info("profile %s: %s (%.3g FLOPs, %.0fs)", mix, info["histogram"], info["flops"], info["seconds"])
+        logger.info(
+            "profile %s: %s (%.3g FLOPs, %.0fs)", mix, info["histogram"], info["flops"], info["seconds"]
+        )
     jobs = build_jobs(settings, base, work, profiles, [q.id for q in eval_queries])
     logger.info("training %d runs on %d workers", len(jobs), settings.workers)
     if settings.workers > 1:
@@ -724,9 +900,19 @@ def run(settings: Settings) -> dict[str, Any]:
         curves = [run_job(job) for job in jobs]
     meta["seconds"] = time.perf_counter() - started
     summary = summarize(curves, profiles, settings)
-    (out / "results.json").write_text(json.dumps(
-        {"settings": asdict(settings), "meta": meta, "mixes": {m: MIXES[m] for m in settings.mixes},
-         "profiles": profiles, "summary": summary, "curves": [asdict(c) for c in curves]}, indent=1))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "settings": asdict(settings),
+                "meta": meta,
+                "mixes": {m: MIXES[m] for m in settings.mixes},
+                "profiles": profiles,
+                "summary": summary,
+                "curves": [asdict(c) for c in curves],
+            },
+            indent=1,
+        )
+    )
     write_markdown(summary, profiles, meta, settings, out / "results.md")
     plot(curves, profiles, settings, out)
     logger.info("done in %.1f min: %s", meta["seconds"] / 60, out / "results.md")
@@ -734,32 +920,49 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default="examples/results", help="output folder (results.md, plots, work/)")
-    parser.add_argument("--quick", action="store_true", help="~2 minute smoke run: tiny sizes, 1 mix, 2 seeds")
+    parser.add_argument(
+        "--quick", action="store_true", help="~2 minute smoke run: tiny sizes, 1 mix, 2 seeds"
+    )
     for name, default in asdict(Settings(out="")).items():
         if name == "out":
             continue
         if isinstance(default, bool):
-            parser.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None,
-                                help=f"default: {default}")
+            parser.add_argument(
+                f"--{name.replace('_', '-')}",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"default: {default}",
+            )
         elif isinstance(default, tuple):
             kind = type(default[0])
-            parser.add_argument(f"--{name.replace('_', '-')}", nargs="+", type=kind, default=None,
-                                help=f"default: {' '.join(map(str, default))}")
+            parser.add_argument(
+                f"--{name.replace('_', '-')}",
+                nargs="+",
+                type=kind,
+                default=None,
+                help=f"default: {' '.join(map(str, default))}",
+            )
         else:
-            parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None,
-                                help=f"default: {default}")
+            parser.add_argument(
+                f"--{name.replace('_', '-')}", type=type(default), default=None, help=f"default: {default}"
+            )
     args = parser.parse_args(argv)
     settings = Settings(out=args.out)
     if args.quick:
         settings = replace(settings, **QUICK)
-    overrides = {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
-                 if k not in ("out", "quick") and v is not None}
+    overrides = {
+        k: (tuple(v) if isinstance(v, list) else v)
+        for k, v in vars(args).items()
+        if k not in ("out", "quick") and v is not None
+    }
     settings = replace(settings, **overrides)
-    unknown = [m for m in settings.mixes if m not in MIXES] + [a for a in settings.arms + settings.ablation_arms
-                                                                 if a not in ARMS]
+    unknown = [m for m in settings.mixes if m not in MIXES] + [
+        a for a in settings.arms + settings.ablation_arms if a not in ARMS
+    ]
     if unknown:
         parser.error(f"unknown mixes/arms {unknown}; mixes: {list(MIXES)}, arms: {list(ARMS)}")
     return settings

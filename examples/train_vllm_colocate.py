@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from datasets import load_dataset
 
     from sgpo_curate import AdaptiveGRPOConfig, AdaptiveGRPOTrainer, get_verifier
-    from sgpo_curate.trainer import VerifierReward
+    from sgpo_curate.rewards import VerifierReward
 
     args = parse_args(argv)
     dataset = load_dataset(args.dataset, args.config, split="train")

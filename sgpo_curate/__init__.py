@@ -30,6 +30,7 @@ _EXPORTS = {
     "publish": "sgpo_curate.hub",
     "AdaptiveGRPOConfig": "sgpo_curate.trainer",
     "AdaptiveGRPOTrainer": "sgpo_curate.trainer",
+    "VerifierReward": "sgpo_curate.rewards",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -45,8 +45,9 @@ def render_card_from_dir(out_dir: str | Path, repo_id: str | None = None) -> str
     return render_card(read_summaries(out_dir), repo_id=repo_id)
 
 
-def card_metadata(summaries: Sequence[Mapping[str, Any]],
-                  extra_configs: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def card_metadata(
+    summaries: Sequence[Mapping[str, Any]], extra_configs: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
     """The card's YAML metadata as a dict.
 
     Args:
@@ -59,11 +60,18 @@ def card_metadata(summaries: Sequence[Mapping[str, Any]],
     licenses = sorted({_license_id(r["source_license"]) for r in runs if r.get("source_license")})
     sources = sorted({str(r["source"]) for r in runs if r.get("source")})
     rows = max((int(s["num_rows"]) for s in summaries), default=0)
-    configs = [{"config_name": s["config_name"],
-                "data_files": [{"split": "train", "path": s["data_files"]}]} for s in summaries]
-    configs += [{"config_name": f"{s['config_name']}-raw",
-                 "data_files": [{"split": "train", "path": s["raw_data_files"]}]}
-                for s in summaries if s.get("raw_data_files")]
+    configs = [
+        {"config_name": s["config_name"], "data_files": [{"split": "train", "path": s["data_files"]}]}
+        for s in summaries
+    ]
+    configs += [
+        {
+            "config_name": f"{s['config_name']}-raw",
+            "data_files": [{"split": "train", "path": s["raw_data_files"]}],
+        }
+        for s in summaries
+        if s.get("raw_data_files")
+    ]
     known = {c["config_name"] for c in configs}
     configs += [dict(c) for c in extra_configs if c.get("config_name") not in known]
     meta: dict[str, Any] = {
@@ -86,8 +94,11 @@ def card_metadata(summaries: Sequence[Mapping[str, Any]],
     return meta
 
 
-def render_card(summaries: Sequence[Mapping[str, Any]], repo_id: str | None = None,
-                extra_configs: Sequence[Mapping[str, Any]] = ()) -> str:
+def render_card(
+    summaries: Sequence[Mapping[str, Any]],
+    repo_id: str | None = None,
+    extra_configs: Sequence[Mapping[str, Any]] = (),
+) -> str:
     """README.md text (YAML header + body) for the given configs.
 
     Args:
@@ -105,14 +116,22 @@ def render_card(summaries: Sequence[Mapping[str, Any]], repo_id: str | None = No
     if not summaries:
         raise ValueError("render_card needs at least one curated config")
     meta = card_metadata(summaries, extra_configs)
-    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                             undefined=jinja2.StrictUndefined, autoescape=False)
+    env = jinja2.Environment(
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
     body = env.from_string(load_template()).render(
         title=meta["pretty_name"],
         package_version=_package_version(),
         configs=[_config_context(s) for s in summaries],
-        extra_configs=[c["config_name"] for c in meta["configs"]
-                       if c["config_name"] not in {s["config_name"] for s in summaries}],
+        extra_configs=[
+            c["config_name"]
+            for c in meta["configs"]
+            if c["config_name"] not in {s["config_name"] for s in summaries}
+        ],
         repo_id=repo_id or PLACEHOLDER_REPO,
         example_config=summaries[0]["config_name"],
         example_model=summaries[0]["model"],
@@ -133,8 +152,12 @@ def _title(summaries: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _size_category(rows: int) -> str:
-    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                         (1_000_000, "100K<n<1M")):
+    for limit, label in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+    ):
         if rows < limit:
             return label
     return "1M<n<10M"
@@ -142,8 +165,18 @@ def _size_category(rows: int) -> str:
 
 def _profile_metadata(summary: Mapping[str, Any]) -> dict[str, Any]:
     run = summary.get("run_info") or {}
-    keys = ("model", "model_revision", "num_parameters", "sampling", "verifier", "verifier_version", "source",
-            "source_license", "date", "package_versions")
+    keys = (
+        "model",
+        "model_revision",
+        "num_parameters",
+        "sampling",
+        "verifier",
+        "verifier_version",
+        "source",
+        "source_license",
+        "date",
+        "package_versions",
+    )
     out = {key: run[key] for key in keys if run.get(key) is not None}
     out.setdefault("model", summary["model"])
     curate_config = summary.get("curate_config") or {}
@@ -169,7 +202,8 @@ def _percent(value: float | None) -> str:
 def _ordered(counts: Mapping[str, int], known: Sequence[str]) -> list[tuple[str, int]]:
     """`counts` in the order of `known` (the order filters run), unknown keys after."""
     return [(k, counts[k]) for k in known if k in counts] + sorted(
-        (k, v) for k, v in counts.items() if k not in known)
+        (k, v) for k, v in counts.items() if k not in known
+    )
 
 
 def _config_context(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,7 +237,9 @@ def _config_context(summary: Mapping[str, Any]) -> dict[str, Any]:
         "unsolvable_keep_fraction": cfg.get("unsolvable_keep_fraction"),
         "seed": cfg.get("seed"),
         "order": cfg.get("order", "unknown"),
-        "band": "none" if low is None and high is None else f"[{_fmt(low or 0.0)}, {_fmt(1.0 if high is None else high)}]",
+        "band": "none"
+        if low is None and high is None
+        else f"[{_fmt(low or 0.0)}, {_fmt(1.0 if high is None else high)}]",
         "num_profiles": summary["num_profiles"],
         "num_rows": summary["num_rows"],
         "num_dropped": sum(summary["drops"].values()),
@@ -275,9 +311,13 @@ def _figure():
 
 def _plot_pass_rates(ax, result) -> None:
     bins = [i / 20 - 0.025 for i in range(22)]
-    ax.hist(result.pool_pass_rates, bins=bins, color="#bbbbbb", label=f"profiled ({len(result.pool_pass_rates)})")
-    kept = [c / n for c, n in zip(list(result.dataset["num_correct"]), list(result.dataset["num_samples"]),
-                                  strict=True)]
+    ax.hist(
+        result.pool_pass_rates, bins=bins, color="#bbbbbb", label=f"profiled ({len(result.pool_pass_rates)})"
+    )
+    kept = [
+        c / n
+        for c, n in zip(list(result.dataset["num_correct"]), list(result.dataset["num_samples"]), strict=True)
+    ]
     ax.hist(kept, bins=bins, color="#1f77b4", alpha=0.8, label=f"kept ({result.num_kept})")
     ax.set_xlabel("pass rate p̂ = correct / samples")
     ax.set_ylabel("queries")
@@ -297,13 +337,22 @@ def _plot_group_sizes(ax, result) -> None:
 
 def _plot_rollouts(ax, result) -> None:
     signal = result.signal
-    labels = [f"plain GRPO\nG={signal.uniform_group_size}, all", f"G={signal.uniform_group_size}\nkept rows",
-              f"{result.config.rule}\nkept rows"]
+    labels = [
+        f"plain GRPO\nG={signal.uniform_group_size}, all",
+        f"G={signal.uniform_group_size}\nkept rows",
+        f"{result.config.rule}\nkept rows",
+    ]
     rollouts = [signal.unfiltered_rollouts, signal.uniform_rollouts, signal.rollouts]
-    useful = [signal.unfiltered_informative_groups * signal.uniform_group_size,
-              signal.uniform_informative_groups * signal.uniform_group_size,
-              sum(g * _informative(p, g) for p, g in zip(list(result.dataset["pass_rate"]),
-                                                           list(result.dataset["group_size"]), strict=True))]
+    useful = [
+        signal.unfiltered_informative_groups * signal.uniform_group_size,
+        signal.uniform_informative_groups * signal.uniform_group_size,
+        sum(
+            g * _informative(p, g)
+            for p, g in zip(
+                list(result.dataset["pass_rate"]), list(result.dataset["group_size"]), strict=True
+            )
+        ),
+    ]
     positions = range(len(labels))
     ax.bar(positions, rollouts, color="#bbbbbb", label="rollouts per epoch")
     ax.bar(positions, useful, color="#1f77b4", label="in informative groups (expected)")

@@ -28,8 +28,9 @@ def _out(text: str) -> None:
 
 
 def _add_sources(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("sources", help="List the registered sources.",
-                            epilog="example: sgpo-curate sources")
+    parser = sub.add_parser(
+        "sources", help="List the registered sources.", epilog="example: sgpo-curate sources"
+    )
     parser.set_defaults(func=_run_sources)
 
 
@@ -43,54 +44,88 @@ def _run_sources(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_sampling_flags(parser: argparse.ArgumentParser, defaults=None, seed_flags=("--seed", "--sampling-seed")) -> None:
+def _add_sampling_flags(
+    parser: argparse.ArgumentParser, defaults=None, seed_flags=("--seed", "--sampling-seed")
+) -> None:
     from sgpo_curate.config import SamplingConfig
 
     defaults = defaults or SamplingConfig()
     help_of = {f.name: f.metadata["help"] for f in SamplingConfig.__dataclass_fields__.values()}
     parser.add_argument("--k", type=int, default=defaults.k, help=help_of["k"])
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help=help_of["max_new_tokens"])
-    parser.add_argument("--temperature", type=float, default=defaults.temperature, help=help_of["temperature"])
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=defaults.max_new_tokens, help=help_of["max_new_tokens"]
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=defaults.temperature, help=help_of["temperature"]
+    )
     parser.add_argument("--top-p", type=float, default=defaults.top_p, help=help_of["top_p"])
-    parser.add_argument(*seed_flags, dest="sampling_seed", type=int, default=defaults.seed, help=help_of["seed"])
-    parser.add_argument("--batch-queries", type=int, default=defaults.batch_queries, help=help_of["batch_queries"])
+    parser.add_argument(
+        *seed_flags, dest="sampling_seed", type=int, default=defaults.seed, help=help_of["seed"]
+    )
+    parser.add_argument(
+        "--batch-queries", type=int, default=defaults.batch_queries, help=help_of["batch_queries"]
+    )
 
 
 def _sampling_config(args: argparse.Namespace):
     from sgpo_curate.config import SamplingConfig
 
-    return SamplingConfig(k=args.k, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                          top_p=args.top_p, seed=args.sampling_seed, batch_queries=args.batch_queries)
+    return SamplingConfig(
+        k=args.k,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.sampling_seed,
+        batch_queries=args.batch_queries,
+    )
 
 
 def _add_profile(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "profile", help="Sample k answers per query, verify them, write one profile per query.",
+        "profile",
+        help="Sample k answers per query, verify them, write one profile per query.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""examples:
   sgpo-curate profile --model smollm2-135m-instruct --dataset mawps-singleop --k 4 --max-new-tokens 128 --out runs/p --limit 16
   sgpo-curate profile --model ./my-model --dataset gsm8k --k 8 --out runs/g --shard-index 0 --num-shards 4
   sgpo-curate profile --model ./my-model --dataset data.jsonl --columns question=problem,answer=solution \\
       --answer-format boxed --out runs/mine
-Rerun the same command after a crash or Ctrl-C: finished queries are skipped.""")
+Rerun the same command after a crash or Ctrl-C: finished queries are skipped.""",
+    )
     parser.add_argument("--model", required=True, help="Bundled model name, local model folder, or Hub id.")
-    parser.add_argument("--dataset", required=True,
-                        help="A source from `sgpo-curate sources`, a .jsonl/.json/.parquet/.csv file, or hf:ORG/NAME.")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="A source from `sgpo-curate sources`, a .jsonl/.json/.parquet/.csv file, or hf:ORG/NAME.",
+    )
     parser.add_argument("--out", required=True, help="Output folder (resumable).")
     parser.add_argument("--limit", type=int, help="Profile only the first N queries.")
     _add_sampling_flags(parser)
     parser.add_argument("--sampler", default="transformers", help="transformers (CPU/GPU) or vllm (GPU).")
     parser.add_argument("--verifier", help="Verifier name; default: the dataset's domain (math or code).")
     parser.add_argument("--verifier-workers", type=int, help="Verifier worker processes (default: cores).")
-    parser.add_argument("--verifier-timeout", type=float,
-                        help="Seconds per check (math-verify parse/verify; wall clock per sandboxed program).")
+    parser.add_argument(
+        "--verifier-timeout",
+        type=float,
+        help="Seconds per check (math-verify parse/verify; wall clock per sandboxed program).",
+    )
     parser.add_argument("--shard-index", type=int, default=0, help="This worker's shard.")
-    parser.add_argument("--num-shards", type=int, default=1, help="Number of workers; merge with `sgpo-curate merge`.")
-    parser.add_argument("--columns", help="Column mapping for file datasets: question=COL,answer=COL[,id=COL].")
+    parser.add_argument(
+        "--num-shards", type=int, default=1, help="Number of workers; merge with `sgpo-curate merge`."
+    )
+    parser.add_argument(
+        "--columns", help="Column mapping for file datasets: question=COL,answer=COL[,id=COL]."
+    )
     parser.add_argument("--domain", choices=["math", "code"], help="Domain of a file dataset (default math).")
-    parser.add_argument("--answer-format", default="raw", choices=["raw", "gsm8k", "boxed"],
-                        help="How a file dataset writes its gold answers.")
-    parser.add_argument("--instruction", help="User-message template with {problem}; default asks for \\boxed{}.")
+    parser.add_argument(
+        "--answer-format",
+        default="raw",
+        choices=["raw", "gsm8k", "boxed"],
+        help="How a file dataset writes its gold answers.",
+    )
+    parser.add_argument(
+        "--instruction", help="User-message template with {problem}; default asks for \\boxed{}."
+    )
     parser.add_argument("--no-completions", action="store_true", help="Do not store raw completions.")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
     parser.set_defaults(func=_run_profile)
@@ -101,28 +136,53 @@ def _run_profile(args: argparse.Namespace) -> int:
     from sgpo_curate.profiling import profile_dataset
     from sgpo_curate.sources.files import parse_columns
 
-    prompt = PromptConfig(**({"math_instruction": args.instruction, "code_instruction": args.instruction}
-                             if args.instruction else {}))
-    config = ProfileConfig(out_dir=args.out, shard_index=args.shard_index, num_shards=args.num_shards,
-                           limit=args.limit, keep_completions=not args.no_completions,
-                           progress=not args.no_progress)
+    prompt = PromptConfig(
+        **(
+            {"math_instruction": args.instruction, "code_instruction": args.instruction}
+            if args.instruction
+            else {}
+        )
+    )
+    config = ProfileConfig(
+        out_dir=args.out,
+        shard_index=args.shard_index,
+        num_shards=args.num_shards,
+        limit=args.limit,
+        keep_completions=not args.no_completions,
+        progress=not args.no_progress,
+    )
     summary = profile_dataset(
-        args.dataset, args.model, config, _sampling_config(args), sampler=args.sampler, verifier=args.verifier,
-        prompt=prompt, columns=parse_columns(args.columns), domain=args.domain,
-        answer_format=args.answer_format, verifier_workers=args.verifier_workers,
+        args.dataset,
+        args.model,
+        config,
+        _sampling_config(args),
+        sampler=args.sampler,
+        verifier=args.verifier,
+        prompt=prompt,
+        columns=parse_columns(args.columns),
+        domain=args.domain,
+        answer_format=args.answer_format,
+        verifier_workers=args.verifier_workers,
         verifier_timeout=args.verifier_timeout,
     )
     _out(summary.format())
     if args.num_shards > 1:
-        _out(f"shard {args.shard_index} of {args.num_shards} done; when all are, run: sgpo-curate merge {args.out}")
+        _out(
+            f"shard {args.shard_index} of {args.num_shards} done; when all are, run: sgpo-curate merge {args.out}"
+        )
     return 0
 
 
 def _add_merge(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("merge", help="Join the shards of a profiling run into profiles.parquet.",
-                            epilog="example: sgpo-curate merge runs/g")
+    parser = sub.add_parser(
+        "merge",
+        help="Join the shards of a profiling run into profiles.parquet.",
+        epilog="example: sgpo-curate merge runs/g",
+    )
     parser.add_argument("out", help="The profiling output folder.")
-    parser.add_argument("--allow-partial", action="store_true", help="Merge even if some shard is unfinished.")
+    parser.add_argument(
+        "--allow-partial", action="store_true", help="Merge even if some shard is unfinished."
+    )
     parser.set_defaults(func=_run_merge)
 
 
@@ -136,15 +196,19 @@ def _run_merge(args: argparse.Namespace) -> int:
 
 def _add_curate(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "curate", help="Filter profiles, add group sizes and curriculum order, write parquet + dataset card.",
+        "curate",
+        help="Filter profiles, add group sizes and curriculum order, write parquet + dataset card.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""examples:
   sgpo-curate curate runs/p --out curated
   sgpo-curate curate runs/p --out curated --rule symmetric --g-max 8 --unsolvable-keep 0.1
   sgpo-curate curate runs/q --out curated --config-name qwen-0.5b   # a second model, same folder
-Writes OUT/data/CONFIG/*.parquet, OUT/README.md (card), OUT/plots/CONFIG/*.png, OUT/rejects/CONFIG.jsonl.""")
+Writes OUT/data/CONFIG/*.parquet, OUT/README.md (card), OUT/plots/CONFIG/*.png, OUT/rejects/CONFIG.jsonl.""",
+    )
     parser.add_argument("profile_dir", help="A profiling output folder (profiles.parquet + run.json).")
-    parser.add_argument("--out", required=True, help="Dataset folder to write (several configs may share it).")
+    parser.add_argument(
+        "--out", required=True, help="Dataset folder to write (several configs may share it)."
+    )
     _add_curate_flags(parser)
     parser.set_defaults(func=_run_curate)
 
@@ -158,7 +222,9 @@ def _add_curate_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--g-min", type=int, default=2, help=help_of["g_min"])
     parser.add_argument("--g-max", type=int, default=16, help=help_of["g_max"])
     parser.add_argument("--uniform-group-size", type=int, default=8, help=help_of["uniform_group_size"])
-    parser.add_argument("--unsolvable-keep", type=float, default=0.25, help=help_of["unsolvable_keep_fraction"])
+    parser.add_argument(
+        "--unsolvable-keep", type=float, default=0.25, help=help_of["unsolvable_keep_fraction"]
+    )
     parser.add_argument("--min-pass-rate", type=float, help=help_of["min_pass_rate"])
     parser.add_argument("--max-pass-rate", type=float, help=help_of["max_pass_rate"])
     parser.add_argument("--order", default="easy-to-hard", help=help_of["order"])
@@ -182,34 +248,49 @@ def _curate_config(args: argparse.Namespace):
     from sgpo_curate.curation import CurateConfig
 
     return CurateConfig(
-        estimator=args.estimator, rule=args.rule, g_min=args.g_min, g_max=args.g_max,
-        uniform_group_size=args.uniform_group_size, unsolvable_keep_fraction=args.unsolvable_keep,
-        min_pass_rate=args.min_pass_rate, max_pass_rate=args.max_pass_rate, order=args.order, seed=args.seed,
+        estimator=args.estimator,
+        rule=args.rule,
+        g_min=args.g_min,
+        g_max=args.g_max,
+        uniform_group_size=args.uniform_group_size,
+        unsolvable_keep_fraction=args.unsolvable_keep,
+        min_pass_rate=args.min_pass_rate,
+        max_pass_rate=args.max_pass_rate,
+        order=args.order,
+        seed=args.seed,
         config_name=args.config_name,
     )
 
 
 def _report_curation(result, files, config) -> None:
     signal = result.signal
-    _out(f"config {result.config_name!r} ({result.model}): kept {result.num_kept} of {result.num_profiles} profiles")
+    _out(
+        f"config {result.config_name!r} ({result.model}): kept {result.num_kept} of {result.num_profiles} profiles"
+    )
     for reason, count in result.drops.items():
         if count:
             _out(f"  dropped {count:>6}  {reason}")
-    _out(f"rollouts per epoch: {signal.rollouts} ({config.rule}) vs {signal.uniform_rollouts} "
-         f"(uniform G={signal.uniform_group_size} on kept rows) vs {signal.unfiltered_rollouts} (plain GRPO on all); "
-         f"expected informative groups {signal.informative_fraction:.2f} vs {signal.uniform_informative_fraction:.2f}")
-    _out(f"wrote {files.data_file}, {files.card}, plots in {files.data_file.parent.parent.parent / 'plots'}, "
-         f"rejects in {files.rejects}")
+    _out(
+        f"rollouts per epoch: {signal.rollouts} ({config.rule}) vs {signal.uniform_rollouts} "
+        f"(uniform G={signal.uniform_group_size} on kept rows) vs {signal.unfiltered_rollouts} (plain GRPO on all); "
+        f"expected informative groups {signal.informative_fraction:.2f} vs {signal.uniform_informative_fraction:.2f}"
+    )
+    _out(
+        f"wrote {files.data_file}, {files.card}, plots in {files.data_file.parent.parent.parent / 'plots'}, "
+        f"rejects in {files.rejects}"
+    )
 
 
 def _add_publish(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "publish", help="Push a curated folder to a Hub dataset repo (one config per profiled model).",
+        "publish",
+        help="Push a curated folder to a Hub dataset repo (one config per profiled model).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""examples:
   sgpo-curate publish curated --repo me/gsm8k-sgpo
   sgpo-curate publish curated --repo me/gsm8k-sgpo --config qwen-0.5b --private
-The token comes from HF_TOKEN or `hf auth login`; rerunning with unchanged files pushes nothing.""")
+The token comes from HF_TOKEN or `hf auth login`; rerunning with unchanged files pushes nothing.""",
+    )
     parser.add_argument("dir", help="A folder written by `sgpo-curate curate`.")
     parser.add_argument("--repo", required=True, help="Dataset repo id, ORG/NAME.")
     parser.add_argument("--config", help="Push only this config (default: every config in DIR).")
@@ -223,8 +304,9 @@ def _run_publish(args: argparse.Namespace) -> int:
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per HTTP request otherwise
     try:
-        result = publish(args.dir, args.repo, config_name=args.config, revision=args.revision,
-                         private=args.private)
+        result = publish(
+            args.dir, args.repo, config_name=args.config, revision=args.revision, private=args.private
+        )
     except HubAuthError as exc:
         raise UserError(str(exc)) from None
     state = "pushed" if result.changed else "unchanged, nothing pushed"
@@ -238,19 +320,27 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
     from sgpo_curate import pipeline
 
     parser = sub.add_parser(
-        "quickstart", help="The whole job on an embedded default: profile, curate, write the dataset locally.",
+        "quickstart",
+        help="The whole job on an embedded default: profile, curate, write the dataset locally.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"""By default: the bundled {pipeline.DEFAULT_MODEL} on the first {pipeline.DEFAULT_LIMIT} \
 {pipeline.DEFAULT_DATASET} problems, k={pipeline.DEFAULT_SAMPLING.k}; no network needed.
 examples:
   sgpo-curate quickstart
   sgpo-curate quickstart --out runs/qs --limit 32 --k 8
-  sgpo-curate quickstart --push-to-hub me/mawps-sgpo      # needs HF_TOKEN or `hf auth login`""")
-    parser.add_argument("--out", default="runs/quickstart", help="Run folder (profiles/ and dataset/ inside).")
-    parser.add_argument("--model", default=pipeline.DEFAULT_MODEL, help="Bundled model name, folder, or Hub id.")
+  sgpo-curate quickstart --push-to-hub me/mawps-sgpo      # needs HF_TOKEN or `hf auth login`""",
+    )
+    parser.add_argument(
+        "--out", default="runs/quickstart", help="Run folder (profiles/ and dataset/ inside)."
+    )
+    parser.add_argument(
+        "--model", default=pipeline.DEFAULT_MODEL, help="Bundled model name, folder, or Hub id."
+    )
     parser.add_argument("--dataset", default=pipeline.DEFAULT_DATASET, help="Source name or file.")
     parser.add_argument("--limit", type=int, default=pipeline.DEFAULT_LIMIT, help="First N queries.")
-    _add_sampling_flags(parser, pipeline.DEFAULT_SAMPLING, seed_flags=("--sampling-seed",))  # --seed: curation
+    _add_sampling_flags(
+        parser, pipeline.DEFAULT_SAMPLING, seed_flags=("--sampling-seed",)
+    )  # --seed: curation
     _add_curate_flags(parser)
     parser.add_argument("--push-to-hub", metavar="ORG/NAME", help="Publish the curated dataset to this repo.")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
@@ -263,22 +353,38 @@ def _run_quickstart(args: argparse.Namespace) -> int:
 
     config = _curate_config(args)
     try:
-        result = run_pipeline(args.out, dataset=args.dataset, model=args.model, limit=args.limit,
-                              sampling=_sampling_config(args), curate_config=config, push_to_hub=args.push_to_hub,
-                              progress=not args.no_progress)
+        result = run_pipeline(
+            args.out,
+            dataset=args.dataset,
+            model=args.model,
+            limit=args.limit,
+            sampling=_sampling_config(args),
+            curate_config=config,
+            push_to_hub=args.push_to_hub,
+            progress=not args.no_progress,
+        )
     except HubAuthError as exc:  # profiles and the local dataset are written before publishing
-        raise UserError(f"{exc} (the dataset is written locally under {args.out}; rerun to publish)") from None
+        raise UserError(
+            f"{exc} (the dataset is written locally under {args.out}; rerun to publish)"
+        ) from None
     _out(result.profile_summary.format())
     _report_curation(result.curation, result.files, config)
     if result.published is not None:
         _out(f"published: {result.published}")
-    _out(f"next: load it with datasets.load_dataset({str(result.files.out_dir)!r}, {result.curation.config_name!r})")
+    _out(
+        f"next: load it with datasets.load_dataset({str(result.files.out_dir)!r}, {result.curation.config_name!r})"
+    )
     return 0
 
 
 # Each entry adds one subcommand; a subcommand's module keeps its parser next to its runner.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_quickstart, _add_profile, _add_merge, _add_curate, _add_publish, _add_sources,
+    _add_quickstart,
+    _add_profile,
+    _add_merge,
+    _add_curate,
+    _add_publish,
+    _add_sources,
 ]
 
 
@@ -298,8 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return args.func(args)
     except (UserError, *USER_ERRORS) as exc:

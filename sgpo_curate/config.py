@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DEFAULT_MATH_INSTRUCTION = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+DEFAULT_MATH_INSTRUCTION = (
+    "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+)
 DEFAULT_CODE_INSTRUCTION = (
     "{problem}\n\nWrite a self-contained Python solution in a single ```python code block."
 )
@@ -19,11 +21,15 @@ class PromptConfig:
 
     math_instruction: str = field(
         default=DEFAULT_MATH_INSTRUCTION,
-        metadata={"help": "User-message template for math problems; `{problem}` is replaced by the problem text."},
+        metadata={
+            "help": "User-message template for math problems; `{problem}` is replaced by the problem text."
+        },
     )
     code_instruction: str = field(
         default=DEFAULT_CODE_INSTRUCTION,
-        metadata={"help": "User-message template for code problems; `{problem}` is replaced by the problem text."},
+        metadata={
+            "help": "User-message template for code problems; `{problem}` is replaced by the problem text."
+        },
     )
     system_prompt: str | None = field(
         default=None, metadata={"help": "Optional system message put before the user message."}
@@ -73,8 +79,12 @@ class ProfileConfig:
 
     out_dir: str = field(metadata={"help": "Directory for profile shards, rejects and the summary."})
     shard_index: int = field(default=0, metadata={"help": "This worker's shard (0-based)."})
-    num_shards: int = field(default=1, metadata={"help": "Total number of workers; queries are split by id hash."})
-    limit: int | None = field(default=None, metadata={"help": "Profile only the first N queries of the source."})
+    num_shards: int = field(
+        default=1, metadata={"help": "Total number of workers; queries are split by id hash."}
+    )
+    limit: int | None = field(
+        default=None, metadata={"help": "Profile only the first N queries of the source."}
+    )
     keep_completions: bool = field(
         default=True, metadata={"help": "Store raw completions in the profiles (for the `raw` config)."}
     )

@@ -50,8 +50,21 @@ from sgpo_curate.records import QueryProfile
 logger = logging.getLogger(__name__)
 
 # Column order of a published config (DESIGN.md, "Column conventions").
-COLUMNS = ("id", "source", "domain", "prompt", "answer", "tests", "entry_point", "num_samples",
-           "num_correct", "pass_rate", "group_size", "difficulty", "curriculum_rank")
+COLUMNS = (
+    "id",
+    "source",
+    "domain",
+    "prompt",
+    "answer",
+    "tests",
+    "entry_point",
+    "num_samples",
+    "num_correct",
+    "pass_rate",
+    "group_size",
+    "difficulty",
+    "curriculum_rank",
+)
 
 DATA_FILE = "train-00000-of-00001.parquet"
 _CONFIG_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -63,20 +76,26 @@ class CurateConfig:
 
     estimator: str = field(
         default="raw",
-        metadata={"help": f"Pass-rate estimator for `pass_rate`, group sizes and order: {', '.join(ESTIMATORS)} "
-                          "(raw = c/k as in the paper; beta = Beta(1,1) posterior mean)."},
+        metadata={
+            "help": f"Pass-rate estimator for `pass_rate`, group sizes and order: {', '.join(ESTIMATORS)} "
+            "(raw = c/k as in the paper; beta = Beta(1,1) posterior mean)."
+        },
     )
     rule: str = field(
         default="inverse",
-        metadata={"help": "Group-size rule: inverse (G=ceil(1/p̂)), symmetric (G=ceil(1/min(p̂,1-p̂))), "
-                          "uniform (fixed G), or a dotted path 'pkg.mod:obj'."},
+        metadata={
+            "help": "Group-size rule: inverse (G=ceil(1/p̂)), symmetric (G=ceil(1/min(p̂,1-p̂))), "
+            "uniform (fixed G), or a dotted path 'pkg.mod:obj'."
+        },
     )
     g_min: int = field(default=2, metadata={"help": "Smallest group size (GRPO needs 2 to compare)."})
     g_max: int = field(default=16, metadata={"help": "Largest group size; unsolvable queries get it."})
     uniform_group_size: int = field(
         default=8,
-        metadata={"help": "G of the uniform rule and of the plain-GRPO baseline the expected signal is "
-                          "compared with."},
+        metadata={
+            "help": "G of the uniform rule and of the plain-GRPO baseline the expected signal is "
+            "compared with."
+        },
     )
     # Default 0.25, the paper's value. Dropping every unsolvable query loses the ones the policy learns
     # to solve during training (k=8 samples cannot tell "never" from "rarely": the 95% Wilson interval
@@ -85,9 +104,11 @@ class CurateConfig:
     # is a flag to sweep, not a constant.
     unsolvable_keep_fraction: float = field(
         default=0.25,
-        metadata={"help": "Share of unsolvable queries (0 of k correct) to keep, chosen by a seeded hash of "
-                          "the id. 0.25 as in the paper: some stay because k samples cannot tell "
-                          "'never' from 'rarely', few because each costs g_max mostly wasted rollouts."},
+        metadata={
+            "help": "Share of unsolvable queries (0 of k correct) to keep, chosen by a seeded hash of "
+            "the id. 0.25 as in the paper: some stay because k samples cannot tell "
+            "'never' from 'rarely', few because each costs g_max mostly wasted rollouts."
+        },
     )
     min_pass_rate: float | None = field(
         default=None, metadata={"help": "Drop partially solved queries with p̂ below this (optional band)."}
@@ -111,7 +132,9 @@ class CurateConfig:
         if self.order not in ORDERS:
             raise ValueError(f"CurateConfig.order must be one of {ORDERS}, got {self.order!r}")
         if not 1 <= self.g_min <= self.g_max:
-            raise ValueError(f"CurateConfig needs 1 <= g_min <= g_max, got g_min={self.g_min}, g_max={self.g_max}")
+            raise ValueError(
+                f"CurateConfig needs 1 <= g_min <= g_max, got g_min={self.g_min}, g_max={self.g_max}"
+            )
         if self.uniform_group_size < 1:
             raise ValueError(f"CurateConfig.uniform_group_size must be >= 1, got {self.uniform_group_size}")
         if not 0 <= self.unsolvable_keep_fraction <= 1:
@@ -126,7 +149,9 @@ class CurateConfig:
                 f"{self.max_pass_rate}"
             )
         if self.config_name is not None and not _CONFIG_NAME_RE.match(self.config_name):
-            raise ValueError(f"CurateConfig.config_name {self.config_name!r}: use letters, digits, '.', '_', '-'")
+            raise ValueError(
+                f"CurateConfig.config_name {self.config_name!r}: use letters, digits, '.', '_', '-'"
+            )
         get_group_size_rule(self.rule, self.uniform_group_size)  # unknown names fail here, listing valid ones
 
 
@@ -201,8 +226,9 @@ class CurationResult:
             "num_profiles": self.num_profiles,
             "num_rows": self.num_kept,
             "drops": dict(self.drops),
-            "difficulty_counts": {name: difficulty.get(name, 0) for name in
-                                  ("easy", "medium", "hard", "unsolved")},
+            "difficulty_counts": {
+                name: difficulty.get(name, 0) for name in ("easy", "medium", "hard", "unsolved")
+            },
             "group_size_counts": {str(g): group_sizes[g] for g in sorted(group_sizes)},
             "signal": _finite(self.signal.to_dict()),
             "posterior_informative_fraction": _finite_value(self.posterior_informative_fraction),
@@ -260,7 +286,9 @@ def curate(profiles: Iterable[QueryProfile], config: CurateConfig | None = None)
     counted = [_Counted(p, p.num_correct, p.num_samples) for p in profiles]  # count each reward list once
     rejects: list[Reject] = []
     candidates, unsolved = _filter(counted, config, rejects)
-    keep_unsolved = seeded_subset([c.profile.id for c in unsolved], config.unsolvable_keep_fraction, config.seed)
+    keep_unsolved = seeded_subset(
+        [c.profile.id for c in unsolved], config.unsolvable_keep_fraction, config.seed
+    )
     for item in unsolved:
         if item.profile.id in keep_unsolved:
             candidates.append(item)
@@ -268,7 +296,9 @@ def curate(profiles: Iterable[QueryProfile], config: CurateConfig | None = None)
             rejects.append(_reject(item, "unsolvable_not_sampled"))
     rule = get_group_size_rule(config.rule, config.uniform_group_size)
     rows = _annotate(candidates, config, rule)
-    order = curriculum_order([r["id"] for r in rows], [r["pass_rate"] for r in rows], config.order, config.seed)
+    order = curriculum_order(
+        [r["id"] for r in rows], [r["pass_rate"] for r in rows], config.order, config.seed
+    )
     ordered = [rows[i] | {"curriculum_rank": rank} for rank, i in enumerate(order)]
     pool = [c for c in _unique(counted) if c.samples > 0]
     counts = Counter(r.reason for r in rejects)
@@ -281,17 +311,25 @@ def curate(profiles: Iterable[QueryProfile], config: CurateConfig | None = None)
         drops={reason: counts.get(reason, 0) for reason in DROP_REASONS},
         rejects=rejects,
         signal=expected_signal(
-            [r["pass_rate"] for r in ordered], [r["group_size"] for r in ordered], config.uniform_group_size,
+            [r["pass_rate"] for r in ordered],
+            [r["group_size"] for r in ordered],
+            config.uniform_group_size,
             unfiltered_pass_rates=[estimate_pass_rate(c.correct, c.samples, config.estimator) for c in pool],
         ),
         pool_pass_rates=[c.correct / c.samples for c in pool],
         posterior_informative_fraction=_mean(
-            posterior_informative_probability(r["num_correct"], r["num_samples"], r["group_size"]) for r in ordered
+            posterior_informative_probability(r["num_correct"], r["num_samples"], r["group_size"])
+            for r in ordered
         ),
         group_size_uncertain_fraction=_mean(_group_size_uncertain(r, rule, config) for r in ordered),
     )
-    logger.info("curated %d of %d profiles of %s (dropped: %s)", result.num_kept, len(profiles), model,
-                {k: v for k, v in result.drops.items() if v})
+    logger.info(
+        "curated %d of %d profiles of %s (dropped: %s)",
+        result.num_kept,
+        len(profiles),
+        model,
+        {k: v for k, v in result.drops.items() if v},
+    )
     return result
 
 
@@ -326,8 +364,9 @@ def _reject(item: _Counted, reason: str) -> Reject:
     return Reject(item.profile.id, reason, item.correct, item.samples)
 
 
-def _filter(items: Sequence[_Counted], config: CurateConfig,
-            rejects: list[Reject]) -> tuple[list[_Counted], list[_Counted]]:
+def _filter(
+    items: Sequence[_Counted], config: CurateConfig, rejects: list[Reject]
+) -> tuple[list[_Counted], list[_Counted]]:
     """Split into kept partially-solved profiles and unsolvable candidates; append the rest to rejects."""
     seen: set[str] = set()
     kept: list[_Counted] = []
@@ -366,20 +405,22 @@ def _annotate(items: Sequence[_Counted], config: CurateConfig, rule: GroupSizeRu
     for item in items:
         query = item.profile.query
         p_hat = estimate_pass_rate(item.correct, item.samples, config.estimator)
-        rows.append({
-            "id": query.id,
-            "source": query.source,
-            "domain": query.domain,
-            "prompt": query.messages,
-            "answer": query.answer,
-            "tests": query.tests,
-            "entry_point": query.entry_point,
-            "num_samples": item.samples,
-            "num_correct": item.correct,
-            "pass_rate": p_hat,
-            "group_size": int(rule(p_hat, config.g_min, config.g_max)),
-            "difficulty": difficulty_bucket(item.correct, item.samples, p_hat),
-        })
+        rows.append(
+            {
+                "id": query.id,
+                "source": query.source,
+                "domain": query.domain,
+                "prompt": query.messages,
+                "answer": query.answer,
+                "tests": query.tests,
+                "entry_point": query.entry_point,
+                "num_samples": item.samples,
+                "num_correct": item.correct,
+                "pass_rate": p_hat,
+                "group_size": int(rule(p_hat, config.g_min, config.g_max)),
+                "difficulty": difficulty_bucket(item.correct, item.samples, p_hat),
+            }
+        )
     return rows
 
 
@@ -397,21 +438,23 @@ def dataset_features():
     """The `datasets.Features` of a curated config (DESIGN.md columns)."""
     from datasets import Features, List, Value
 
-    return Features({
-        "id": Value("string"),
-        "source": Value("string"),
-        "domain": Value("string"),
-        "prompt": List({"role": Value("string"), "content": Value("string")}),
-        "answer": Value("string"),
-        "tests": Value("string"),
-        "entry_point": Value("string"),
-        "num_samples": Value("int64"),
-        "num_correct": Value("int64"),
-        "pass_rate": Value("float64"),
-        "group_size": Value("int64"),
-        "difficulty": Value("string"),
-        "curriculum_rank": Value("int64"),
-    })
+    return Features(
+        {
+            "id": Value("string"),
+            "source": Value("string"),
+            "domain": Value("string"),
+            "prompt": List({"role": Value("string"), "content": Value("string")}),
+            "answer": Value("string"),
+            "tests": Value("string"),
+            "entry_point": Value("string"),
+            "num_samples": Value("int64"),
+            "num_correct": Value("int64"),
+            "pass_rate": Value("float64"),
+            "group_size": Value("int64"),
+            "difficulty": Value("string"),
+            "curriculum_rank": Value("int64"),
+        }
+    )
 
 
 def _to_dataset(rows: Sequence[Mapping[str, Any]]):
@@ -421,15 +464,26 @@ def _to_dataset(rows: Sequence[Mapping[str, Any]]):
     from datasets import Dataset
 
     schema = dataset_features().arrow_schema
-    return Dataset(pa.Table.from_pydict({name: [row[name] for row in rows] for name in COLUMNS}, schema=schema))
+    return Dataset(
+        pa.Table.from_pydict({name: [row[name] for row in rows] for name in COLUMNS}, schema=schema)
+    )
 
 
 # --------------------------------------------------------------------------- writing
 
 
 RAW_DIR = "raw"
-RAW_COLUMNS = ("id", "model", "num_samples", "num_correct", "pass_rate", "rewards", "completion_tokens",
-               "prompt_tokens", "completions")
+RAW_COLUMNS = (
+    "id",
+    "model",
+    "num_samples",
+    "num_correct",
+    "pass_rate",
+    "rewards",
+    "completion_tokens",
+    "prompt_tokens",
+    "completions",
+)
 
 
 def _write_raw(profiles: Iterable[QueryProfile], path: Path) -> str:
@@ -437,8 +491,10 @@ def _write_raw(profiles: Iterable[QueryProfile], path: Path) -> str:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = sorted(({c: row[c] for c in RAW_COLUMNS} for row in (p.to_row() for p in profiles)),
-                  key=lambda row: row["id"])
+    rows = sorted(
+        ({c: row[c] for c in RAW_COLUMNS} for row in (p.to_row() for p in profiles)),
+        key=lambda row: row["id"],
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows), path)
     return f"{RAW_DIR}/{path.parent.name}/train-*"
@@ -457,9 +513,12 @@ class CuratedFiles:
     plots: dict[str, Path]
 
 
-def write_curated(result: CurationResult, out_dir: str | Path,
-                  run_info: Mapping[str, Any] | None = None,
-                  profiles: Iterable[QueryProfile] | None = None) -> CuratedFiles:
+def write_curated(
+    result: CurationResult,
+    out_dir: str | Path,
+    run_info: Mapping[str, Any] | None = None,
+    profiles: Iterable[QueryProfile] | None = None,
+) -> CuratedFiles:
     """Write one curated config (parquet, plots, summary, rejects) and re-render the card for every config
     in `out_dir`, so several models curated into the same folder sit side by side. With `profiles`, the
     per-sample rewards and raw completions of every profiled query go to a `<config>-raw` config beside it.
@@ -486,8 +545,10 @@ def write_curated(result: CurationResult, out_dir: str | Path,
     if result.num_kept == 0:
         # `datasets` cannot read a parquet file without rows, so an empty config would break every reader.
         dropped = ", ".join(f"{k} {v}" for k, v in result.drops.items() if v)
-        raise ValueError(f"no query of {result.model} survived curation (dropped: {dropped}); keep more "
-                         "(e.g. a higher unsolvable_keep_fraction or a wider pass-rate band) or profile more queries")
+        raise ValueError(
+            f"no query of {result.model} survived curation (dropped: {dropped}); keep more "
+            "(e.g. a higher unsolvable_keep_fraction or a wider pass-rate band) or profile more queries"
+        )
     out_dir = Path(out_dir)
     name = result.config_name
     data_file = out_dir / "data" / name / DATA_FILE

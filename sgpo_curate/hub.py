@@ -54,8 +54,14 @@ class PublishResult:
     url: str
 
 
-def publish(local_dir: str | Path, repo_id: str, config_name: str | None = None, revision: str | None = None,
-            private: bool = False, token: str | None = None) -> PublishResult:
+def publish(
+    local_dir: str | Path,
+    repo_id: str,
+    config_name: str | None = None,
+    revision: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+) -> PublishResult:
     """Push curated configs from `local_dir` to a Hub dataset repo, creating the repo when needed.
 
     Args:
@@ -110,13 +116,15 @@ def _local_summaries(local_dir: Path, config_name: str | None) -> list[dict[str,
         summaries = [s for s in summaries if s["config_name"] == config_name]
     if not summaries:
         which = f"config {config_name!r}" if config_name else "curated config"
-        raise FileNotFoundError(f"no {which} in {local_dir} (expected {SUMMARY_DIR}/<config>.json from "
-                                "`sgpo-curate curate`)")
+        raise FileNotFoundError(
+            f"no {which} in {local_dir} (expected {SUMMARY_DIR}/<config>.json from `sgpo-curate curate`)"
+        )
     return summaries
 
 
-def _publish(api, local_dir: Path, summaries: list[dict[str, Any]], repo_id: str, revision: str | None,
-             private: bool) -> PublishResult:
+def _publish(
+    api, local_dir: Path, summaries: list[dict[str, Any]], repo_id: str, revision: str | None, private: bool
+) -> PublishResult:
     from huggingface_hub import CommitOperationAdd
 
     repo_url = api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
@@ -127,18 +135,34 @@ def _publish(api, local_dir: Path, summaries: list[dict[str, Any]], repo_id: str
     remote_files = set(api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=head))
     names = [s["config_name"] for s in summaries]
     others = _remote_summaries(api, repo_id, head, remote_files, exclude=names)
-    card = render_card(summaries + others, repo_id=repo_id,
-                       extra_configs=_remote_card_configs(api, repo_id, head, remote_files))
+    card = render_card(
+        summaries + others,
+        repo_id=repo_id,
+        extra_configs=_remote_card_configs(api, repo_id, head, remote_files),
+    )
     local_files = _config_files(local_dir, names)
-    operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in local_files]
+    operations = [
+        CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in local_files
+    ]
     operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode("utf-8")))
     operations += _stale_deletions(remote_files, {rel for rel, _ in local_files}, names)
-    info = api.create_commit(repo_id, operations, repo_type=REPO_TYPE, revision=branch,
-                             commit_message=f"Add sGPO config(s) {', '.join(names)}", parent_commit=head)
+    info = api.create_commit(
+        repo_id,
+        operations,
+        repo_type=REPO_TYPE,
+        revision=branch,
+        commit_message=f"Add sGPO config(s) {', '.join(names)}",
+        parent_commit=head,
+    )
     changed = info.oid != head
     all_configs = tuple(sorted({*names, *(s["config_name"] for s in others)}))
-    logger.info("%s %s at %s (%s)", "published" if changed else "unchanged, nothing pushed:", repo_id,
-                info.oid[:10], ", ".join(names))
+    logger.info(
+        "%s %s at %s (%s)",
+        "published" if changed else "unchanged, nothing pushed:",
+        repo_id,
+        info.oid[:10],
+        ", ".join(names),
+    )
     return PublishResult(repo_id, tuple(names), all_configs, info.oid, changed, str(repo_url))
 
 
@@ -161,8 +185,11 @@ def _stale_deletions(remote_files: set[str], pushed: set[str], names: Sequence[s
     from huggingface_hub import CommitOperationDelete
 
     prefixes = tuple(f"{top}/{name}/" for name in names for top in ("data", "raw", "plots"))
-    return [CommitOperationDelete(path_in_repo=p) for p in sorted(remote_files)
-            if p.startswith(prefixes) and p not in pushed]
+    return [
+        CommitOperationDelete(path_in_repo=p)
+        for p in sorted(remote_files)
+        if p.startswith(prefixes) and p not in pushed
+    ]
 
 
 def _download_text(api, repo_id: str, revision: str, filename: str) -> str:
@@ -170,8 +197,9 @@ def _download_text(api, repo_id: str, revision: str, filename: str) -> str:
     return Path(path).read_text(encoding="utf-8")
 
 
-def _remote_summaries(api, repo_id: str, revision: str, remote_files: set[str],
-                      exclude: Sequence[str]) -> list[dict[str, Any]]:
+def _remote_summaries(
+    api, repo_id: str, revision: str, remote_files: set[str], exclude: Sequence[str]
+) -> list[dict[str, Any]]:
     """Summaries of configs already in the repo that this call does not replace."""
     out = []
     for path in sorted(remote_files):

@@ -48,7 +48,11 @@ def build_tiny_tokenizer(chars: str = DEFAULT_CHARS):
     core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
     core.decoder = decoders.Fuse()  # join characters back without spaces
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>", unk_token="<unk>",
+        tokenizer_object=core,
+        pad_token="<pad>",
+        bos_token="<bos>",
+        eos_token="<eos>",
+        unk_token="<unk>",
         padding_side="left",
     )
     tokenizer.chat_template = TINY_CHAT_TEMPLATE

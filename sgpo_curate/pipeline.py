@@ -60,8 +60,9 @@ def run_pipeline(
 
     out_dir = Path(out_dir)
     profile_dir = out_dir / "profiles"
-    summary = profile_dataset(dataset, model, ProfileConfig(out_dir=str(profile_dir), limit=limit, progress=progress),
-                              sampling)
+    summary = profile_dataset(
+        dataset, model, ProfileConfig(out_dir=str(profile_dir), limit=limit, progress=progress), sampling
+    )
     profiles = load_profiles(profile_dir)
     result = curate(profiles, curate_config)
     files = write_curated(result, out_dir / "dataset", load_run_info(profile_dir), profiles=profiles)

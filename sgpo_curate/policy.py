@@ -268,8 +268,9 @@ def seeded_subset(ids: Sequence[str], fraction: float, seed: int) -> set[str]:
     return set(ranked[:n_keep])
 
 
-def curriculum_order(ids: Sequence[str], pass_rates: Sequence[float], order: str = "easy-to-hard",
-                     seed: int = 0) -> list[int]:
+def curriculum_order(
+    ids: Sequence[str], pass_rates: Sequence[float], order: str = "easy-to-hard", seed: int = 0
+) -> list[int]:
     """Indices of `ids` in training order.
 
     Args:
@@ -312,8 +313,9 @@ def informative_probability(p: float, group_size: int) -> float:
     return max(0.0, 1.0 - p**group_size - (1.0 - p) ** group_size)
 
 
-def posterior_informative_probability(num_correct: int, num_samples: int, group_size: int,
-                                      alpha: float = 1.0, beta: float = 1.0) -> float:
+def posterior_informative_probability(
+    num_correct: int, num_samples: int, group_size: int, alpha: float = 1.0, beta: float = 1.0
+) -> float:
     """E[1 - p^G - (1-p)^G] with p ~ Beta(alpha + c, beta + k - c): the informative-group probability
     averaged over what k samples leave unknown about p (non-zero for a query solved 0 of k times).
 
@@ -375,14 +377,22 @@ class ExpectedSignal:
 
     def to_dict(self) -> dict[str, float | int]:
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        for name in ("informative_fraction", "uniform_informative_fraction", "rollouts_vs_uniform",
-                     "rollouts_vs_unfiltered"):
+        for name in (
+            "informative_fraction",
+            "uniform_informative_fraction",
+            "rollouts_vs_uniform",
+            "rollouts_vs_unfiltered",
+        ):
             out[name] = getattr(self, name)
         return out
 
 
-def expected_signal(pass_rates: Sequence[float], group_sizes: Sequence[int], uniform_group_size: int,
-                    unfiltered_pass_rates: Sequence[float] | None = None) -> ExpectedSignal:
+def expected_signal(
+    pass_rates: Sequence[float],
+    group_sizes: Sequence[int],
+    uniform_group_size: int,
+    unfiltered_pass_rates: Sequence[float] | None = None,
+) -> ExpectedSignal:
     """Expected rollouts and informative groups per epoch, rule vs uniform G (plug-in p = p̂).
 
     Args:
@@ -403,7 +413,9 @@ def expected_signal(pass_rates: Sequence[float], group_sizes: Sequence[int], uni
     return ExpectedSignal(
         num_queries=len(pass_rates),
         rollouts=int(sum(group_sizes)),
-        informative_groups=sum(informative_probability(p, g) for p, g in zip(pass_rates, group_sizes, strict=True)),
+        informative_groups=sum(
+            informative_probability(p, g) for p, g in zip(pass_rates, group_sizes, strict=True)
+        ),
         uniform_group_size=uniform_group_size,
         uniform_rollouts=uniform_group_size * len(pass_rates),
         uniform_informative_groups=sum(informative_probability(p, uniform_group_size) for p in pass_rates),

@@ -112,7 +112,9 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def describe_run(sampler, verifier, sampling: SamplingConfig, source: str, source_license: str = "unknown") -> dict:
+def describe_run(
+    sampler, verifier, sampling: SamplingConfig, source: str, source_license: str = "unknown"
+) -> dict:
     """What `run.json` records: enough to reproduce the profile and to write the dataset card."""
     return {
         "model": sampler.model_name,
@@ -170,7 +172,9 @@ def _parts(directory: Path) -> list[Path]:
 def _finished_ids(directory: Path) -> set[str]:
     import pyarrow.parquet as pq
 
-    return {i for part in _parts(directory) for i in pq.read_table(part, columns=["id"]).column("id").to_pylist()}
+    return {
+        i for part in _parts(directory) for i in pq.read_table(part, columns=["id"]).column("id").to_pylist()
+    }
 
 
 def _select(queries: Iterable[Query], config: ProfileConfig, duplicates: Counter) -> Iterator[Query]:
@@ -233,8 +237,11 @@ def profile(
     todo = (q for q in _select(queries, config, duplicates) if q.id not in finished)
     total = _count_todo(queries, config, finished)
     started = time.perf_counter()
-    with _progress(total, config.progress) as bar, ThreadPoolExecutor(1, thread_name_prefix="verify") as pool, \
-            open(directory / "rejects.jsonl", "w") as reject_file:
+    with (
+        _progress(total, config.progress) as bar,
+        ThreadPoolExecutor(1, thread_name_prefix="verify") as pool,
+        open(directory / "rejects.jsonl", "w") as reject_file,
+    ):
         pending: tuple[list[Query], list, Future] | None = None
         written_rejects = 0
         for chunk in _chunks(todo, sampling.batch_queries):
@@ -252,8 +259,14 @@ def profile(
     reasons = Counter(r.reason for r in rejects)
     if duplicates:
         reasons["duplicate id"] += sum(duplicates.values())
-    summary = summarize(directory, sampler.num_parameters, len(finished), dict(reasons),
-                        time.perf_counter() - started, out_dir)
+    summary = summarize(
+        directory,
+        sampler.num_parameters,
+        len(finished),
+        dict(reasons),
+        time.perf_counter() - started,
+        out_dir,
+    )
     _atomic_write_text(directory / "DONE.json", json.dumps(asdict(summary), indent=2))
     if config.num_shards == 1:
         merge(out_dir)
@@ -263,8 +276,9 @@ def profile(
 def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: set[str]) -> int | None:
     """Queries left, for the progress bar's ETA: exact for lists, estimated from `limit` for streams."""
     if isinstance(queries, (list, tuple)):
-        selected = {q.id for q in queries[: config.limit]
-                    if shard_of(q.id, config.num_shards) == config.shard_index}
+        selected = {
+            q.id for q in queries[: config.limit] if shard_of(q.id, config.num_shards) == config.shard_index
+        }
         return len(selected - finished)
     if config.limit is not None:  # a stream we must not consume twice: this shard's expected share
         return max(0, round(config.limit / config.num_shards) - len(finished))
@@ -277,11 +291,16 @@ def _finish_chunk(directory: Path, part: int, pending, sampler, config: ProfileC
     profiles, offset = [], 0
     for query, sample in zip(chunk, samples, strict=True):
         k = len(sample.texts)
-        profiles.append(QueryProfile(
-            query=query, model=sampler.model_name, rewards=tuple(rewards[offset:offset + k]),
-            completion_tokens=sample.completion_tokens, prompt_tokens=sample.prompt_tokens,
-            completions=sample.texts,
-        ))
+        profiles.append(
+            QueryProfile(
+                query=query,
+                model=sampler.model_name,
+                rewards=tuple(rewards[offset : offset + k]),
+                completion_tokens=sample.completion_tokens,
+                prompt_tokens=sample.prompt_tokens,
+                completions=sample.texts,
+            )
+        )
         offset += k
     _write_part(directory, part, profiles, config.keep_completions)
     bar.update(len(chunk))
@@ -313,23 +332,37 @@ class _progress:
         self.bar.close()
 
 
-def summarize(directory: Path, num_parameters: int, resumed: int, rejects: dict[str, int],
-              wall_seconds: float, out_dir: Path) -> ProfileSummary:
+def summarize(
+    directory: Path,
+    num_parameters: int,
+    resumed: int,
+    rejects: dict[str, int],
+    wall_seconds: float,
+    out_dir: Path,
+) -> ProfileSummary:
     """Totals over every finished part of one shard (read column-wise, not whole profiles)."""
     import pyarrow.parquet as pq
 
-    summary = ProfileSummary(out_dir=str(out_dir), num_parameters=num_parameters, resumed_queries=resumed,
-                             rejects=rejects, wall_seconds=wall_seconds)
+    summary = ProfileSummary(
+        out_dir=str(out_dir),
+        num_parameters=num_parameters,
+        resumed_queries=resumed,
+        rejects=rejects,
+        wall_seconds=wall_seconds,
+    )
     pass_rates = []
     for part in _parts(directory):
-        table = pq.read_table(part, columns=["num_samples", "num_unverifiable", "pass_rate",
-                                             "completion_tokens", "prompt_tokens"]).to_pydict()
+        table = pq.read_table(
+            part,
+            columns=["num_samples", "num_unverifiable", "pass_rate", "completion_tokens", "prompt_tokens"],
+        ).to_pydict()
         summary.queries += len(table["pass_rate"])
         summary.samples += sum(table["num_samples"]) + sum(table["num_unverifiable"])
         summary.unverifiable_samples += sum(table["num_unverifiable"])
         summary.completion_tokens += sum(sum(tokens) for tokens in table["completion_tokens"])
-        summary.prompt_tokens += sum(p * len(t) for p, t in zip(table["prompt_tokens"], table["completion_tokens"],
-                                                                 strict=True))
+        summary.prompt_tokens += sum(
+            p * len(t) for p, t in zip(table["prompt_tokens"], table["completion_tokens"], strict=True)
+        )
         pass_rates.extend(table["pass_rate"])
     summary.histogram = pass_rate_histogram(pass_rates)
     return summary
@@ -337,8 +370,15 @@ def summarize(directory: Path, num_parameters: int, resumed: int, rejects: dict[
 
 def pass_rate_histogram(pass_rates: Iterable[float]) -> dict[str, int]:
     """Counts in the buckets that matter for sGPO: exactly 0, the open quarters, exactly 1."""
-    buckets = {"p=0": 0, "0<p<=0.25": 0, "0.25<p<=0.5": 0, "0.5<p<=0.75": 0, "0.75<p<1": 0, "p=1": 0,
-               "unverifiable": 0}
+    buckets = {
+        "p=0": 0,
+        "0<p<=0.25": 0,
+        "0.25<p<=0.5": 0,
+        "0.5<p<=0.75": 0,
+        "0.75<p<1": 0,
+        "p=1": 0,
+        "unverifiable": 0,
+    }
     names = list(buckets)
     for p in pass_rates:
         if p is None or math.isnan(p):
@@ -372,7 +412,9 @@ def merge(out_dir: str | os.PathLike, allow_partial: bool = False) -> Path:
     out_dir = Path(out_dir)
     shards = sorted(p for p in out_dir.glob("shard-*-of-*") if p.is_dir())
     if not shards:
-        raise FileNotFoundError(f"{out_dir} holds no profile shards (shard-*-of-*); run `sgpo-curate profile` first")
+        raise FileNotFoundError(
+            f"{out_dir} holds no profile shards (shard-*-of-*); run `sgpo-curate profile` first"
+        )
     _check_shards_complete(shards, allow_partial)
     tables = [pq.read_table(part) for shard in shards for part in _parts(shard)]
     table = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
@@ -385,7 +427,9 @@ def merge(out_dir: str | os.PathLike, allow_partial: bool = False) -> Path:
     tmp = out_dir / (PROFILES_FILE + ".tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, out_dir / PROFILES_FILE)
-    logger.info("merged %d profiles from %d shard(s) into %s", table.num_rows, len(shards), out_dir / PROFILES_FILE)
+    logger.info(
+        "merged %d profiles from %d shard(s) into %s", table.num_rows, len(shards), out_dir / PROFILES_FILE
+    )
     return out_dir / PROFILES_FILE
 
 
@@ -420,8 +464,9 @@ def load_run_info(profile_dir: str | os.PathLike) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def resolve_source(dataset: str, columns: dict[str, str] | None = None, domain: str | None = None,
-                   answer_format: str = "raw"):
+def resolve_source(
+    dataset: str, columns: dict[str, str] | None = None, domain: str | None = None, answer_format: str = "raw"
+):
     """A registered source name, or a file / `hf:` dataset read through a column mapping."""
     from sgpo_curate.sources import get_source
     from sgpo_curate.sources.files import file_source, is_file_spec
@@ -429,7 +474,9 @@ def resolve_source(dataset: str, columns: dict[str, str] | None = None, domain: 
     if is_file_spec(dataset):
         return file_source(dataset, columns, domain or "math", answer_format)
     if columns:
-        raise ValueError("--columns applies to file or hf: datasets only; registered sources know their columns")
+        raise ValueError(
+            "--columns applies to file or hf: datasets only; registered sources know their columns"
+        )
     return get_source(dataset)
 
 
@@ -476,8 +523,16 @@ def profile_dataset(
     rejects: list = []
     queries = source.queries(prompt or PromptConfig(), rejects)
     try:
-        return profile(queries, sampler_obj, verifier_obj, config, sampling, rejects=rejects,
-                       source=source.name, source_license=source.license)
+        return profile(
+            queries,
+            sampler_obj,
+            verifier_obj,
+            config,
+            sampling,
+            rejects=rejects,
+            source=source.name,
+            source_license=source.license,
+        )
     finally:
         close = getattr(verifier_obj, "close", None)
         if close:

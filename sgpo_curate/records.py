@@ -161,8 +161,10 @@ class QueryProfile:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> QueryProfile:
-        rewards = tuple(None if r is None or (isinstance(r, float) and math.isnan(r)) else float(r)
-                        for r in row["rewards"])
+        rewards = tuple(
+            None if r is None or (isinstance(r, float) and math.isnan(r)) else float(r)
+            for r in row["rewards"]
+        )
         return cls(
             query=Query.from_row(row),
             model=row["model"],

@@ -89,7 +89,9 @@ class TransformersSampler:
 
         resolved = resolve_model(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device != "cpu" else torch.float32)
+        torch_dtype = (
+            getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device != "cpu" else torch.float32)
+        )
         self.tokenizer = AutoTokenizer.from_pretrained(resolved)
         self.tokenizer.padding_side = "left"  # generation continues on the right
         if self.tokenizer.pad_token is None:
@@ -116,7 +118,9 @@ class TransformersSampler:
         if not queries:
             return []
         prompts = [self.render(q) for q in queries]
-        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+            self.device
+        )
         prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
         # One seed per call, derived from the query ids: the same chunk always samples the same
         # answers, and the caller's global RNG is left as it was.
@@ -136,12 +140,15 @@ class TransformersSampler:
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=sorted(self._eos_ids) or None,
             )
-        generated = output[:, batch["input_ids"].shape[1]:].tolist()
+        generated = output[:, batch["input_ids"].shape[1] :].tolist()
         texts, counts = zip(*(self._cut(row) for row in generated), strict=True)
         k = config.k
         return [
-            Samples(texts=tuple(texts[i * k:(i + 1) * k]), completion_tokens=tuple(counts[i * k:(i + 1) * k]),
-                    prompt_tokens=int(prompt_lengths[i]))
+            Samples(
+                texts=tuple(texts[i * k : (i + 1) * k]),
+                completion_tokens=tuple(counts[i * k : (i + 1) * k]),
+                prompt_tokens=int(prompt_lengths[i]),
+            )
             for i in range(len(queries))
         ]
 
@@ -162,10 +169,19 @@ class TransformersSampler:
             return None
         prefix = DynamicCache(config=self.model.config)
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        self.model(input_ids=batch["input_ids"][:, :-1], attention_mask=mask, position_ids=positions,
-                   cache=prefix, use_cache=True)
-        static = StaticCache(config=self.model.config, max_cache_len=batch["input_ids"].shape[1] + max_new_tokens)
-        if len(static.layers) != len(prefix.layers) or any(type(layer) is not StaticLayer for layer in static.layers):
+        self.model(
+            input_ids=batch["input_ids"][:, :-1],
+            attention_mask=mask,
+            position_ids=positions,
+            cache=prefix,
+            use_cache=True,
+        )
+        static = StaticCache(
+            config=self.model.config, max_cache_len=batch["input_ids"].shape[1] + max_new_tokens
+        )
+        if len(static.layers) != len(prefix.layers) or any(
+            type(layer) is not StaticLayer for layer in static.layers
+        ):
             prefix.batch_repeat_interleave(k)  # e.g. sliding-window layers: keep the dynamic cache
             return prefix
         for source, target in zip(prefix.layers, static.layers, strict=True):
@@ -176,7 +192,7 @@ class TransformersSampler:
         """Text and token count of one sample, up to and including its first stop token."""
         for position, token in enumerate(token_ids):
             if token in self._eos_ids:
-                token_ids = token_ids[:position + 1]
+                token_ids = token_ids[: position + 1]
                 break
         return self.tokenizer.decode(token_ids, skip_special_tokens=True), len(token_ids)
 
@@ -212,15 +228,22 @@ class VLLMSampler:
 
     def sample(self, queries: list[Query], config: SamplingConfig, seed: int) -> list[Samples]:
         params = [
-            self._vllm.SamplingParams(n=config.k, temperature=config.temperature, top_p=config.top_p,
-                                      max_tokens=config.max_new_tokens, seed=derive_seed(seed, q.id) % 2**31)
+            self._vllm.SamplingParams(
+                n=config.k,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                max_tokens=config.max_new_tokens,
+                seed=derive_seed(seed, q.id) % 2**31,
+            )
             for q in queries
         ]
         outputs = self.llm.chat([q.messages for q in queries], params, use_tqdm=False)
         return [
-            Samples(texts=tuple(o.text for o in out.outputs),
-                    completion_tokens=tuple(len(o.token_ids) for o in out.outputs),
-                    prompt_tokens=len(out.prompt_token_ids))
+            Samples(
+                texts=tuple(o.text for o in out.outputs),
+                completion_tokens=tuple(len(o.token_ids) for o in out.outputs),
+                prompt_tokens=len(out.prompt_token_ids),
+            )
             for out in outputs
         ]
 

@@ -153,36 +153,50 @@ class SandboxConfig:
         metadata={"help": "RLIMIT_CPU in seconds; default: the wall-clock limit rounded up, plus one."},
     )
     memory_mb: int = field(default=1024, metadata={"help": "RLIMIT_AS (address space) in MiB; 0 = no limit."})
-    max_file_mb: int = field(default=16, metadata={"help": "RLIMIT_FSIZE: largest file the program may write, MiB."})
+    max_file_mb: int = field(
+        default=16, metadata={"help": "RLIMIT_FSIZE: largest file the program may write, MiB."}
+    )
     max_processes: int = field(
         default=32, metadata={"help": "RLIMIT_NPROC: processes and threads of the sandbox user (per slot)."}
     )
     max_output_bytes: int = field(
-        default=64 * 1024, metadata={"help": "Bytes of stdout and of stderr kept per program; the rest is dropped."}
+        default=64 * 1024,
+        metadata={"help": "Bytes of stdout and of stderr kept per program; the rest is dropped."},
     )
-    workers: int | None = field(default=None, metadata={"help": "Programs run in parallel; default: number of cores."})
+    workers: int | None = field(
+        default=None, metadata={"help": "Programs run in parallel; default: number of cores."}
+    )
     python: str | None = field(
         default=None,
-        metadata={"help": "Interpreter for programs; default: this one, else /usr/bin/python3 if the "
-                          "sandbox user cannot run this one (e.g. a venv under /root)."},
+        metadata={
+            "help": "Interpreter for programs; default: this one, else /usr/bin/python3 if the "
+            "sandbox user cannot run this one (e.g. a venv under /root)."
+        },
     )
     site_packages: bool = field(
         default=False,
-        metadata={"help": "Let programs import the interpreter's third-party packages (runs `site`: "
-                          "about 3x slower start in a venv); default: standard library only (`python -I -S`)."},
+        metadata={
+            "help": "Let programs import the interpreter's third-party packages (runs `site`: "
+            "about 3x slower start in a venv); default: standard library only (`python -I -S`)."
+        },
     )
     isolate_network: bool = field(
         default=True,
-        metadata={"help": "Run programs in a new network namespace when the kernel allows; set False "
-                          "only to debug (verdicts then record network_isolated=False)."},
+        metadata={
+            "help": "Run programs in a new network namespace when the kernel allows; set False "
+            "only to debug (verdicts then record network_isolated=False)."
+        },
     )
     drop_privileges: bool = field(
-        default=True, metadata={"help": "When running as root, run programs as an unprivileged uid per worker."}
+        default=True,
+        metadata={"help": "When running as root, run programs as an unprivileged uid per worker."},
     )
     uid_base: int = field(
         default=61000,
-        metadata={"help": "First uid of the sandbox users (one leased per worker slot, from this one up); "
-                          "unused uids, no passwd entry needed."},
+        metadata={
+            "help": "First uid of the sandbox users (one leased per worker slot, from this one up); "
+            "unused uids, no passwd entry needed."
+        },
     )
     scratch_root: str | None = field(
         default=None, metadata={"help": "Where scratch directories are made; default: the system temp dir."}
@@ -278,18 +292,31 @@ class Isolation:
         if self.drop_privileges and uid is not None:
             # setpriv rather than unshare --setuid: it sets the parent-death signal *after* the uid
             # change (a uid change clears it), so the program dies with its launcher.
-            prefix += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                       "--no-new-privs", "--pdeathsig=KILL", "--"]
+            prefix += [
+                "setpriv",
+                f"--reuid={uid}",
+                f"--regid={uid}",
+                "--clear-groups",
+                "--no-new-privs",
+                "--pdeathsig=KILL",
+                "--",
+            ]
         return prefix
 
     def describe(self) -> dict[str, Any]:
-        return {"network_isolated": self.network_isolated, "pid_namespace": self.pid_namespace,
-                "uid_isolated": self.drop_privileges, "python": self.python,
-                "python_version": self.python_version}
+        return {
+            "network_isolated": self.network_isolated,
+            "pid_namespace": self.pid_namespace,
+            "uid_isolated": self.drop_privileges,
+            "python": self.python,
+            "python_version": self.python_version,
+        }
 
 
-_PROBE = ("import os, platform, socket; "
-          "print(os.getuid(), ','.join(n for _, n in socket.if_nameindex()), platform.python_version())")
+_PROBE = (
+    "import os, platform, socket; "
+    "print(os.getuid(), ','.join(n for _, n in socket.if_nameindex()), platform.python_version())"
+)
 _ISOLATION_CACHE: dict[tuple, Isolation] = {}
 _WARNED: set[str] = set()
 _CACHE_LOCK = threading.Lock()
@@ -306,8 +333,14 @@ def _probe(isolation: Isolation, uid: int | None, scratch: str) -> str | None:
     claimed (the right uid; only a loopback interface when the network is said to be isolated)."""
     command = isolation.command(uid) + isolation.interpreter() + ["-c", _PROBE]
     try:
-        done = subprocess.run(command, cwd=scratch, env=_scrubbed_env(scratch), capture_output=True,
-                              timeout=30, start_new_session=True)
+        done = subprocess.run(
+            command,
+            cwd=scratch,
+            env=_scrubbed_env(scratch),
+            capture_output=True,
+            timeout=30,
+            start_new_session=True,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     words = done.stdout.decode(errors="replace").split()
@@ -340,8 +373,14 @@ def detect_isolation(config: SandboxConfig, probe_uid: int | None = None) -> Iso
     Tries, in order: network + pid namespaces with an unprivileged uid (root), a user namespace with
     network + pid namespaces (not root), and finally no namespaces - with a one-time warning.
     """
-    key = (config.python, config.site_packages, config.isolate_network, config.drop_privileges,
-           config.uid_base, config.scratch_root)
+    key = (
+        config.python,
+        config.site_packages,
+        config.isolate_network,
+        config.drop_privileges,
+        config.uid_base,
+        config.scratch_root,
+    )
     with _CACHE_LOCK:
         if key in _ISOLATION_CACHE:
             return _ISOLATION_CACHE[key]
@@ -349,12 +388,18 @@ def detect_isolation(config: SandboxConfig, probe_uid: int | None = None) -> Iso
         _ISOLATION_CACHE[key] = isolation
     if not isolation.network_isolated:
         why = "isolate_network=False" if not config.isolate_network else "no network namespace works here"
-        _warn_once("network", f"sandbox: programs run WITHOUT network isolation ({why}); "
-                              f"verdicts record network_isolated=False")
+        _warn_once(
+            "network",
+            f"sandbox: programs run WITHOUT network isolation ({why}); "
+            f"verdicts record network_isolated=False",
+        )
     if not isolation.drop_privileges:
         who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()} (this process's user)"
-        _warn_once("uid", f"sandbox: programs run as {who}: they can write wherever that user can "
-                          f"(only root can switch them to an unprivileged uid); verdicts record uid_isolated=False")
+        _warn_once(
+            "uid",
+            f"sandbox: programs run as {who}: they can write wherever that user can "
+            f"(only root can switch them to an unprivileged uid); verdicts record uid_isolated=False",
+        )
     return isolation
 
 
@@ -393,8 +438,13 @@ def _detect(config: SandboxConfig, probe_uid: int) -> Isolation:
 
 
 def _scrubbed_env(scratch: str) -> dict[str, str]:
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch,
-            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": scratch,
+        "TMPDIR": scratch,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+    }
 
 
 class _Capture:
@@ -436,7 +486,9 @@ def _lock_dir() -> str:
         pass
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-        raise RuntimeError(f"sandbox: refusing the uid lock directory {path}: not a private directory of ours")
+        raise RuntimeError(
+            f"sandbox: refusing the uid lock directory {path}: not a private directory of ours"
+        )
     return path
 
 
@@ -571,7 +623,9 @@ class Sandbox:
         """Run one program; see `run_many`."""
         return self.run_many([program], module_name)[0]
 
-    def run_many(self, programs: Sequence[str] | Iterable[str], module_name: str = "__main__") -> list[Verdict]:
+    def run_many(
+        self, programs: Sequence[str] | Iterable[str], module_name: str = "__main__"
+    ) -> list[Verdict]:
         """Run programs in parallel, one fresh sandboxed process each; verdicts in input order.
 
         Args:
@@ -585,12 +639,16 @@ class Sandbox:
         def one(program: str) -> Verdict:
             slot = slots.get()
             try:
-                return self._run_in_slot(program, module_name, slot if isolation.drop_privileges else None,
-                                         isolation)
+                return self._run_in_slot(
+                    program, module_name, slot if isolation.drop_privileges else None, isolation
+                )
             except Exception as exc:  # the sandbox's own failure, never the program's
                 logger.exception("sandbox error")
-                return Verdict("error", f"sandbox error: {type(exc).__name__}: {exc}"[:300],
-                               metadata=isolation.describe())
+                return Verdict(
+                    "error",
+                    f"sandbox error: {type(exc).__name__}: {exc}"[:300],
+                    metadata=isolation.describe(),
+                )
             finally:
                 slots.put(slot)
 
@@ -618,14 +676,27 @@ class Sandbox:
         config = self.config
         nonce = secrets.token_hex(16)
         read_fd, write_fd = os.pipe()
-        args = [str(write_fd), str(config.cpu_limit), str(config.memory_mb * 2**20),
-                str(config.max_file_mb * 2**20), str(config.max_processes), module_name]
+        args = [
+            str(write_fd),
+            str(config.cpu_limit),
+            str(config.memory_mb * 2**20),
+            str(config.max_file_mb * 2**20),
+            str(config.max_processes),
+            module_name,
+        ]
         command = isolation.command(uid) + isolation.interpreter() + ["-c", HARNESS, *args]
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, pass_fds=(write_fd,), cwd=scratch,
-                                    env=_scrubbed_env(scratch), start_new_session=True)
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                cwd=scratch,
+                env=_scrubbed_env(scratch),
+                start_new_session=True,
+            )
         finally:
             os.close(write_fd)
         with open(read_fd, "rb", buffering=0) as result_pipe:
@@ -634,18 +705,31 @@ class Sandbox:
                 proc.stdin.close()  # type: ignore[union-attr]
             except BrokenPipeError:
                 pass
-            stdout, stderr, result = _Capture(config.max_output_bytes), _Capture(config.max_output_bytes), _Capture(4096)
-            timed_out = self._collect(proc, {proc.stdout: stdout, proc.stderr: stderr, result_pipe: result},
-                                      start + config.timeout_s)
+            stdout, stderr, result = (
+                _Capture(config.max_output_bytes),
+                _Capture(config.max_output_bytes),
+                _Capture(4096),
+            )
+            timed_out = self._collect(
+                proc,
+                {proc.stdout: stdout, proc.stderr: stderr, result_pipe: result},
+                start + config.timeout_s,
+            )
         if timed_out:
             self._kill(proc)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         duration = time.monotonic() - start
         cpu = usage.ru_utime + usage.ru_stime
-        metadata = {**isolation.describe(), "uid": uid, "duration_s": round(duration, 4),
-                    "cpu_s": round(cpu, 4), "returncode": proc.returncode,
-                    "stdout_bytes": stdout.total, "stderr_bytes": stderr.total}
+        metadata = {
+            **isolation.describe(),
+            "uid": uid,
+            "duration_s": round(duration, 4),
+            "cpu_s": round(cpu, 4),
+            "returncode": proc.returncode,
+            "stdout_bytes": stdout.total,
+            "stderr_bytes": stderr.total,
+        }
         status_, reason = self._judge(proc.returncode, result.text(), nonce, timed_out, cpu)
         return Verdict(status_, reason, stdout.text(), stderr.text(), metadata)
 
@@ -695,7 +779,9 @@ class Sandbox:
         except ProcessLookupError:
             pass
 
-    def _judge(self, returncode: int, result: str, nonce: str, timed_out: bool, cpu: float) -> tuple[str, str]:
+    def _judge(
+        self, returncode: int, result: str, nonce: str, timed_out: bool, cpu: float
+    ) -> tuple[str, str]:
         lines = result.splitlines()
         if timed_out:
             return "timeout", f"wall-clock limit of {self.config.timeout_s:g}s exceeded"

@@ -13,24 +13,35 @@ from sgpo_curate.records import Query, QueryProfile
 
 MODEL = "org/tiny-llama"
 RUN_INFO = {
-    "model": MODEL, "model_revision": "0123abcd", "num_parameters": 700000,
+    "model": MODEL,
+    "model_revision": "0123abcd",
+    "num_parameters": 700000,
     "sampling": {"k": 8, "max_new_tokens": 64, "temperature": 1.0, "top_p": 1.0, "seed": 0},
-    "verifier": "math-verify", "verifier_version": "0.9.0", "source": "toy/test", "source_license": "mit",
-    "date": "2026-11-30", "package_versions": {"datasets": "5.2.0"},
+    "verifier": "math-verify",
+    "verifier_version": "0.9.0",
+    "source": "toy/test",
+    "source_license": "mit",
+    "date": "2026-11-30",
+    "package_versions": {"datasets": "5.2.0"},
 }
 
 
-def make_profile(index: int, correct: int, k: int = 8, model: str = MODEL, unverifiable: int = 0,
-                 domain: str = "math") -> QueryProfile:
+def make_profile(
+    index: int, correct: int, k: int = 8, model: str = MODEL, unverifiable: int = 0, domain: str = "math"
+) -> QueryProfile:
     query = Query(
-        id=f"toy/{index}", source="toy/test", domain=domain,
+        id=f"toy/{index}",
+        source="toy/test",
+        domain=domain,
         prompt=(("system", "Be brief."), ("user", f"What is {index} + {index}?")),
         answer=str(2 * index) if domain == "math" else None,
         tests="assert f(1) == 2" if domain == "code" else None,
         entry_point="f" if domain == "code" else None,
     )
     rewards = (1.0,) * correct + (0.0,) * (k - correct - unverifiable) + (None,) * unverifiable
-    return QueryProfile(query=query, model=model, rewards=rewards, completion_tokens=(5,) * k, prompt_tokens=9)
+    return QueryProfile(
+        query=query, model=model, rewards=rewards, completion_tokens=(5,) * k, prompt_tokens=9
+    )
 
 
 def make_pool() -> list[QueryProfile]:

@@ -50,8 +50,20 @@ import yaml
 logger = logging.getLogger("hub_server")
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
-LFS_SUFFIXES = (".parquet", ".arrow", ".png", ".jpg", ".jpeg", ".gif", ".bin", ".safetensors", ".pt", ".gz",
-                ".zip", ".npy")
+LFS_SUFFIXES = (
+    ".parquet",
+    ".arrow",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".bin",
+    ".safetensors",
+    ".pt",
+    ".gz",
+    ".zip",
+    ".npy",
+)
 LFS_MIN_SIZE = 10 * 1024 * 1024
 GITATTRIBUTES = b"".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n".encode() for s in LFS_SUFFIXES)
 
@@ -318,8 +330,13 @@ class HubHandler(BaseHTTPRequestHandler):
         if not self._token():
             raise HubError(401, "You must be authenticated to access this resource")
 
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> int:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> int:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -374,13 +391,15 @@ class HubHandler(BaseHTTPRequestHandler):
                 # The Hub's 409 body carries the url: `create_repo(exist_ok=True)` reads it.
                 existing = self.state.repos[(repo_type, repo_id)]
                 message = f"You already created this {repo_type} repo"
-                return self._json({"error": message, "url": self._repo_url(existing)}, 409,
-                                  {"X-Error-Message": message})
+                return self._json(
+                    {"error": message, "url": self._repo_url(existing)}, 409, {"X-Error-Message": message}
+                )
             private = payload.get("visibility") == "private" or bool(payload.get("private"))
             repo = Repo(repo_type, repo_id, private, created=_now())
             self.state.repos[(repo_type, repo_id)] = repo
-            self.state.new_commit(repo, "main", "initial commit",
-                                  {".gitattributes": Blob(GITATTRIBUTES, lfs=False)})
+            self.state.new_commit(
+                repo, "main", "initial commit", {".gitattributes": Blob(GITATTRIBUTES, lfs=False)}
+            )
         return self._json({"url": self._repo_url(repo), "name": repo_id, "id": repo_id})
 
     def route_repo_info(self) -> int:
@@ -430,12 +449,21 @@ class HubHandler(BaseHTTPRequestHandler):
             files = []
             for item in payload.get("files", []):
                 sample = base64.b64decode(item.get("sample", ""))
-                lfs = (item["path"].endswith(LFS_SUFFIXES) or item.get("size", 0) >= LFS_MIN_SIZE
-                       or b"\0" in sample)
+                lfs = (
+                    item["path"].endswith(LFS_SUFFIXES)
+                    or item.get("size", 0) >= LFS_MIN_SIZE
+                    or b"\0" in sample
+                )
                 existing = commit.files.get(item["path"])
                 oid = None if existing is None else (existing.sha256 if existing.lfs else existing.oid)
-                files.append({"path": item["path"], "uploadMode": "lfs" if lfs else "regular",
-                              "shouldIgnore": False, "oid": oid})
+                files.append(
+                    {
+                        "path": item["path"],
+                        "uploadMode": "lfs" if lfs else "regular",
+                        "shouldIgnore": False,
+                        "oid": oid,
+                    }
+                )
         return self._json({"files": files, "commitOid": commit.oid})
 
     def route_lfs_batch(self) -> int:
@@ -449,8 +477,11 @@ class HubHandler(BaseHTTPRequestHandler):
                 if obj["oid"] not in self.state.lfs_objects:
                     entry["actions"] = {"upload": {"href": f"{self._base()}/_lfs/{obj['oid']}", "header": {}}}
                 objects.append(entry)
-        return self._send(200, json.dumps({"transfer": "basic", "objects": objects}).encode(),
-                          content_type="application/vnd.git-lfs+json")
+        return self._send(
+            200,
+            json.dumps({"transfer": "basic", "objects": objects}).encode(),
+            content_type="application/vnd.git-lfs+json",
+        )
 
     def route_lfs_put(self) -> int:
         oid = self.params["oid"]
@@ -478,8 +509,14 @@ class HubHandler(BaseHTTPRequestHandler):
             for line in lines[1:]:
                 _apply_operation(files, line["key"], line["value"], self.state.lfs_objects)
             commit = self.state.new_commit(repo, branch, header.get("summary") or "commit", files)
-        return self._json({"success": True, "commitOid": commit.oid, "pullRequestUrl": None,
-                           "commitUrl": f"{self._repo_url(repo)}/commit/{commit.oid}"})
+        return self._json(
+            {
+                "success": True,
+                "commitOid": commit.oid,
+                "pullRequestUrl": None,
+                "commitUrl": f"{self._repo_url(repo)}/commit/{commit.oid}",
+            }
+        )
 
     def route_create_branch(self) -> int:
         self._require_token()
@@ -508,8 +545,11 @@ class HubHandler(BaseHTTPRequestHandler):
         form = json.loads(self.body) if "json" in content_type else parse_qs(self.body.decode())
         paths = form.get("paths", [])
         paths = [paths] if isinstance(paths, str) else paths
-        expand = str((form.get("expand") or ["false"])[0] if isinstance(form.get("expand"), list)
-                     else form.get("expand", False)).lower() in ("1", "true")
+        expand = str(
+            (form.get("expand") or ["false"])[0]
+            if isinstance(form.get("expand"), list)
+            else form.get("expand", False)
+        ).lower() in ("1", "true")
         with self.state.lock:
             commit = self.state.commit_at(self._repo(), self.params["rev"])
             everything = {e["path"]: e for e in _tree_entries(commit, "", True, expand) or []}
@@ -518,7 +558,9 @@ class HubHandler(BaseHTTPRequestHandler):
     def route_refs(self) -> int:
         with self.state.lock:
             repo = self._repo()
-            branches = [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": oid} for n, oid in repo.branches.items()]
+            branches = [
+                {"name": n, "ref": f"refs/heads/{n}", "targetCommit": oid} for n, oid in repo.branches.items()
+            ]
         return self._json({"branches": branches, "tags": [], "converts": []})
 
     def route_list_commits(self) -> int:
@@ -526,8 +568,18 @@ class HubHandler(BaseHTTPRequestHandler):
             repo = self._repo()
             self.state.commit_at(repo, self.params["rev"])
             history = repo.history(self.params["rev"])[::-1]
-        return self._json([{"id": c.oid, "title": c.title, "message": "", "authors": [{"user": "tester"}],
-                            "date": c.date} for c in history])
+        return self._json(
+            [
+                {
+                    "id": c.oid,
+                    "title": c.title,
+                    "message": "",
+                    "authors": [{"user": "tester"}],
+                    "date": c.date,
+                }
+                for c in history
+            ]
+        )
 
     def route_resolve(self) -> int:
         path = self.params["path"]
@@ -536,8 +588,11 @@ class HubHandler(BaseHTTPRequestHandler):
             blob = commit.files.get(path)
         if blob is None:
             raise HubError(404, f"Entry not found: {path}", "EntryNotFound")
-        headers = {"X-Repo-Commit": commit.oid, "Accept-Ranges": "bytes",
-                   "ETag": f'"{blob.sha256 if blob.lfs else blob.oid}"'}
+        headers = {
+            "X-Repo-Commit": commit.oid,
+            "Accept-Ranges": "bytes",
+            "ETag": f'"{blob.sha256 if blob.lfs else blob.oid}"',
+        }
         if blob.lfs:
             headers["X-Linked-Etag"] = f'"{blob.sha256}"'
             headers["X-Linked-Size"] = str(len(blob.data))
@@ -546,7 +601,7 @@ class HubHandler(BaseHTTPRequestHandler):
         if byte_range is not None:
             start, end = byte_range
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-            data, status = data[start:end + 1], 206
+            data, status = data[start : end + 1], 206
         return self._send(status, data, headers, content_type="application/octet-stream")
 
 
@@ -586,7 +641,7 @@ def _tree_entries(commit: Commit, prefix: str, recursive: bool, expand: bool) ->
     dirs: set[str] = set()
     files: list[str] = []
     for path in under:
-        rest = path[len(base):].split("/")
+        rest = path[len(base) :].split("/")
         for depth in range(1, len(rest)):
             if recursive or depth == 1:
                 dirs.add(base + "/".join(rest[:depth]))
@@ -595,15 +650,22 @@ def _tree_entries(commit: Commit, prefix: str, recursive: bool, expand: bool) ->
     last_commit = {"id": commit.oid, "title": commit.title, "date": commit.date}
     entries = []
     for d in sorted(dirs):
-        entry = {"type": "directory", "oid": hashlib.sha1(f"{commit.oid}:{d}".encode()).hexdigest(), "size": 0,
-                 "path": d}
+        entry = {
+            "type": "directory",
+            "oid": hashlib.sha1(f"{commit.oid}:{d}".encode()).hexdigest(),
+            "size": 0,
+            "path": d,
+        }
         entries.append(entry | ({"lastCommit": last_commit} if expand else {}))
     for path in sorted(files):
         blob = commit.files[path]
         entry = {"type": "file", "oid": blob.oid, "size": len(blob.data), "path": path}
         if blob.lfs:
-            entry["lfs"] = {"oid": blob.sha256, "size": len(blob.data),
-                            "pointerSize": len(lfs_pointer(blob.sha256, len(blob.data)))}
+            entry["lfs"] = {
+                "oid": blob.sha256,
+                "size": len(blob.data),
+                "pointerSize": len(lfs_pointer(blob.sha256, len(blob.data))),
+            }
         entries.append(entry | ({"lastCommit": last_commit} if expand else {}))
     return entries
 

@@ -14,14 +14,24 @@ from sgpo_curate.policy import DROP_REASONS, inverse_rule
 from sgpo_curate.registry import UnknownNameError
 
 RUN_INFO, make_pool, make_profile, write_profile_dir = (
-    helpers.RUN_INFO, helpers.make_pool, helpers.make_profile, helpers.write_profile_dir)
+    helpers.RUN_INFO,
+    helpers.make_pool,
+    helpers.make_profile,
+    helpers.write_profile_dir,
+)
 
 
 def test_every_dropped_profile_has_one_counted_reason():
     pool = make_pool()
     result = curate(pool)
-    assert result.drops == {"duplicate_id": 1, "unverifiable": 1, "trivial": 4, "unsolvable_not_sampled": 6,
-                            "below_band": 0, "above_band": 0}
+    assert result.drops == {
+        "duplicate_id": 1,
+        "unverifiable": 1,
+        "trivial": 4,
+        "unsolvable_not_sampled": 6,
+        "below_band": 0,
+        "above_band": 0,
+    }
     assert list(result.drops) == list(DROP_REASONS)
     assert result.num_kept == 10 + 2  # partially solved + a quarter of the 8 unsolvable
     assert result.num_kept + result.num_dropped == len(pool)
@@ -45,14 +55,18 @@ def test_columns_group_sizes_and_buckets():
     assert by_id["toy/21"]["group_size"] == 2 and by_id["toy/21"]["difficulty"] == "easy"  # 7/8
     assert by_id["toy/13"]["num_correct"] == 1, "the first profile of a duplicated id wins"
     unsolved = [r for r in rows if r["num_correct"] == 0]
-    assert len(unsolved) == 2 and all(r["group_size"] == 16 and r["difficulty"] == "unsolved" for r in unsolved)
+    assert len(unsolved) == 2 and all(
+        r["group_size"] == 16 and r["difficulty"] == "unsolved" for r in unsolved
+    )
     for r in rows:
         if r["num_correct"]:
             assert r["group_size"] == inverse_rule(r["num_correct"] / r["num_samples"], 2, 16)
     code = by_id["toy/22"]
     assert code["domain"] == "code" and code["tests"] == "assert f(1) == 2" and code["answer"] is None
-    assert rows[0]["prompt"] == [{"role": "system", "content": "Be brief."},
-                                 {"role": "user", "content": rows[0]["prompt"][1]["content"]}]
+    assert rows[0]["prompt"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": rows[0]["prompt"][1]["content"]},
+    ]
 
 
 def test_rows_are_in_easy_to_hard_order_with_ranks():
@@ -68,8 +82,10 @@ def test_unsolvable_sub_sample_is_seeded_and_independent_of_input_order():
     pool = make_pool()
     unsolved = {r["id"] for r in curate(pool).dataset.to_list() if r["num_correct"] == 0}
     again = {r["id"] for r in curate(list(reversed(pool))).dataset.to_list() if r["num_correct"] == 0}
-    other_seeds = [{r["id"] for r in curate(pool, CurateConfig(seed=s)).dataset.to_list() if r["num_correct"] == 0}
-                   for s in range(1, 6)]
+    other_seeds = [
+        {r["id"] for r in curate(pool, CurateConfig(seed=s)).dataset.to_list() if r["num_correct"] == 0}
+        for s in range(1, 6)
+    ]
     assert unsolved == again
     assert any(s != unsolved for s in other_seeds)
     assert curate(pool, CurateConfig(unsolvable_keep_fraction=0.0)).drops["unsolvable_not_sampled"] == 8
@@ -81,7 +97,9 @@ def test_pass_rate_band_drops_partially_solved_with_reasons():
     assert result.drops["below_band"] == 2  # 1/8 twice
     assert result.drops["above_band"] == 2  # 7/8 twice
     assert all(0.2 <= r["pass_rate"] <= 0.8 for r in result.dataset.to_list() if r["num_correct"])
-    assert result.drops["unsolvable_not_sampled"] == 6, "the band leaves unsolvable queries to the keep fraction"
+    assert result.drops["unsolvable_not_sampled"] == 6, (
+        "the band leaves unsolvable queries to the keep fraction"
+    )
 
 
 def test_expected_signal_against_uniform_grpo():
@@ -141,7 +159,12 @@ def test_write_curated_round_trips_through_load_dataset(tmp_path):
     assert loaded.to_list() == result.dataset.to_list()
     rejects = [json.loads(line) for line in files.rejects.read_text().splitlines()]
     assert len(rejects) == result.num_dropped
-    assert {r["reason"] for r in rejects} == {"duplicate_id", "unverifiable", "trivial", "unsolvable_not_sampled"}
+    assert {r["reason"] for r in rejects} == {
+        "duplicate_id",
+        "unverifiable",
+        "trivial",
+        "unsolvable_not_sampled",
+    }
     assert all(p.stat().st_size > 1000 for p in files.plots.values())
 
 
@@ -154,8 +177,9 @@ def test_raw_config_keeps_every_profiled_sample(tmp_path):
     write_curated(result, tmp_path / "out", RUN_INFO, profiles=pool)
     raw = load_dataset(str(tmp_path / "out"), "tiny-llama-raw", split="train")
     assert raw.num_rows == len(pool)  # dropped queries included: the raw config is what profiling saw
-    assert sorted((row["id"], row["rewards"]) for row in raw) == \
-        sorted((p.id, list(p.rewards)) for p in pool)  # the pool's duplicate id appears twice, as profiled
+    assert sorted((row["id"], row["rewards"]) for row in raw) == sorted(
+        (p.id, list(p.rewards)) for p in pool
+    )  # the pool's duplicate id appears twice, as profiled
     configs = {c["config_name"] for c in DatasetCard.load(tmp_path / "out" / "README.md").data.configs}
     assert configs == {"tiny-llama", "tiny-llama-raw"}
 
@@ -170,8 +194,22 @@ def test_write_curated_refuses_an_empty_config(tmp_path):
 
 def test_cli_curate_writes_dataset_and_prints_summary(tmp_path, capsys):
     profile_dir = write_profile_dir(tmp_path / "profiles", make_pool())
-    code = main(["curate", str(profile_dir), "--out", str(tmp_path / "out"), "--rule", "symmetric",
-                 "--g-max", "8", "--unsolvable-keep", "0.5", "--config-name", "tiny"])
+    code = main(
+        [
+            "curate",
+            str(profile_dir),
+            "--out",
+            str(tmp_path / "out"),
+            "--rule",
+            "symmetric",
+            "--g-max",
+            "8",
+            "--unsolvable-keep",
+            "0.5",
+            "--config-name",
+            "tiny",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "kept 14 of 24 profiles" in out  # 10 partial + 4 of 8 unsolvable
@@ -186,6 +224,8 @@ def test_cli_curate_writes_dataset_and_prints_summary(tmp_path, capsys):
 
 def test_cli_curate_bad_input_exits_2(tmp_path, capsys):
     profile_dir = write_profile_dir(tmp_path / "profiles", make_pool())
-    assert main(["curate", str(profile_dir), "--out", str(tmp_path / "o"), "--g-min", "9", "--g-max", "4"]) == 2
+    assert (
+        main(["curate", str(profile_dir), "--out", str(tmp_path / "o"), "--g-min", "9", "--g-max", "4"]) == 2
+    )
     assert "g_min <= g_max" in capsys.readouterr().err
     assert main(["curate", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2

@@ -32,14 +32,23 @@ TIMEOUT = 240
 def hub():
     with HubServer(rejected_tokens=(REJECTED,)) as server:
         yield server
-    assert server.unknown_routes == [], f"clients hit routes the server does not serve: {server.unknown_routes}"
+    assert server.unknown_routes == [], (
+        f"clients hit routes the server does not serve: {server.unknown_routes}"
+    )
 
 
 def client_env(hub, tmp_path: Path, token: str | None = "dummy") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}  # conftest sets HF_HUB_OFFLINE
-    env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf-home"),
-               HF_DATASETS_CACHE=str(tmp_path / "hf-datasets"), HF_HUB_DISABLE_TELEMETRY="1",
-               HF_HUB_DISABLE_UPDATE_CHECK="1", HF_HUB_DISABLE_PROGRESS_BARS="1", OMP_NUM_THREADS="1")
+    env.update(
+        HF_ENDPOINT=hub.url,
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(tmp_path / "hf-home"),
+        HF_DATASETS_CACHE=str(tmp_path / "hf-datasets"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_UPDATE_CHECK="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        OMP_NUM_THREADS="1",
+    )
     if token is not None:
         env["HF_TOKEN"] = token
     return env
@@ -54,16 +63,21 @@ def sgpo(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 
 def load_rows(env: dict[str, str], repo_id: str, config: str) -> list[dict]:
-    code = (f"import json, datasets; ds = datasets.load_dataset({repo_id!r}, {config!r}, split='train'); "
-            "print(json.dumps(ds.to_list()))")
+    code = (
+        f"import json, datasets; ds = datasets.load_dataset({repo_id!r}, {config!r}, split='train'); "
+        "print(json.dumps(ds.to_list()))"
+    )
     proc = run([sys.executable, "-c", code], env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def curated_dir(path: Path, model: str = helpers.MODEL, config_name: str | None = None, raw: bool = False):
-    profiles = helpers.make_pool() if model == helpers.MODEL else [
-        helpers.make_profile(i, i % 9, model=model) for i in range(30)]
+    profiles = (
+        helpers.make_pool()
+        if model == helpers.MODEL
+        else [helpers.make_profile(i, i % 9, model=model) for i in range(30)]
+    )
     result = curate(profiles, CurateConfig(config_name=config_name))
     write_curated(result, path, helpers.RUN_INFO | {"model": model}, profiles=profiles if raw else None)
     return result
@@ -78,8 +92,9 @@ def test_publish_then_hf_download_and_load_dataset_give_the_same_rows(hub, tmp_p
     assert hub.state.repos[("dataset", "org/toy-sgpo")].private
 
     hf = str(Path(sys.executable).with_name("hf"))
-    download = run([hf, "download", "org/toy-sgpo", "--repo-type", "dataset", "--local-dir", str(tmp_path / "dl")],
-                   env)
+    download = run(
+        [hf, "download", "org/toy-sgpo", "--repo-type", "dataset", "--local-dir", str(tmp_path / "dl")], env
+    )
     assert download.returncode == 0, download.stderr[-3000:]
     parquet = tmp_path / "dl" / "data" / "tiny-llama" / "train-00000-of-00001.parquet"
     expected = result.dataset.to_list()
@@ -131,15 +146,23 @@ def test_second_config_leaves_the_first_intact_and_republishing_is_a_no_op(hub, 
 
 def test_rejected_or_missing_token_is_a_clear_error_and_never_printed(hub, tmp_path):
     curated_dir(tmp_path / "curated")
-    rejected = sgpo(client_env(hub, tmp_path, token=REJECTED), "-v", "publish", str(tmp_path / "curated"),
-                    "--repo", "org/denied")  # debug logging on: still no token in the output
+    rejected = sgpo(
+        client_env(hub, tmp_path, token=REJECTED),
+        "-v",
+        "publish",
+        str(tmp_path / "curated"),
+        "--repo",
+        "org/denied",
+    )  # debug logging on: still no token in the output
     assert rejected.returncode == 2
     assert "rejected the token (HTTP 401)" in rejected.stderr
     assert "HF_TOKEN" in rejected.stderr and "hf auth login" in rejected.stderr
     assert REJECTED not in rejected.stdout + rejected.stderr
     assert "Traceback" not in rejected.stderr
 
-    missing = sgpo(client_env(hub, tmp_path, token=None), "publish", str(tmp_path / "curated"), "--repo", "org/denied")
+    missing = sgpo(
+        client_env(hub, tmp_path, token=None), "publish", str(tmp_path / "curated"), "--repo", "org/denied"
+    )
     assert missing.returncode == 2
     assert "no Hugging Face token found" in missing.stderr and "HF_TOKEN" in missing.stderr
     assert ("dataset", "org/denied") not in hub.state.repos
@@ -166,7 +189,12 @@ def _request(url: str, method: str = "GET", headers: dict[str, str] | None = Non
 def test_server_resolve_headers_ranges_and_errors(hub, tmp_path):
     """The parts of the protocol the clients rely on without asserting them loudly."""
     curated_dir(tmp_path / "curated")
-    assert sgpo(client_env(hub, tmp_path), "publish", str(tmp_path / "curated"), "--repo", "org/proto").returncode == 0
+    assert (
+        sgpo(
+            client_env(hub, tmp_path), "publish", str(tmp_path / "curated"), "--repo", "org/proto"
+        ).returncode
+        == 0
+    )
     data = hub.files("org/proto")["data/tiny-llama/train-00000-of-00001.parquet"]
     url = f"{hub.url}/datasets/org/proto/resolve/main/data/tiny-llama/train-00000-of-00001.parquet"
     status, headers, body = _request(url, "HEAD")
@@ -176,16 +204,21 @@ def test_server_resolve_headers_ranges_and_errors(hub, tmp_path):
     assert headers["X-Linked-Etag"].strip('"') == hashlib.sha256(data).hexdigest()
     status, headers, body = _request(url, headers={"Range": "bytes=4-11"})
     assert status == 206 and body == data[4:12] and headers["Content-Range"] == f"bytes 4-11/{len(data)}"
-    cases = [(f"{hub.url}/datasets/org/proto/resolve/main/nope.txt", "EntryNotFound"),
-             (f"{hub.url}/datasets/org/nothing/resolve/main/README.md", "RepoNotFound"),
-             (f"{hub.url}/api/datasets/org/proto/revision/no-such-branch", "RevisionNotFound"),
-             (f"{hub.url}/api/datasets/org/proto/tree/main/no-such-folder", "EntryNotFound")]
+    cases = [
+        (f"{hub.url}/datasets/org/proto/resolve/main/nope.txt", "EntryNotFound"),
+        (f"{hub.url}/datasets/org/nothing/resolve/main/README.md", "RepoNotFound"),
+        (f"{hub.url}/api/datasets/org/proto/revision/no-such-branch", "RevisionNotFound"),
+        (f"{hub.url}/api/datasets/org/proto/tree/main/no-such-folder", "EntryNotFound"),
+    ]
     for case_url, code in cases:
         status, headers, _ = _request(case_url)
         assert (status, headers.get("X-Error-Code")) == (404, code), case_url
     status, _, body = _request(f"{hub.url}/api/datasets/org/proto/tree/main/data?recursive=true")
     assert status == 200
-    assert {e["path"] for e in json.loads(body)} == {"data/tiny-llama", "data/tiny-llama/train-00000-of-00001.parquet"}
+    assert {e["path"] for e in json.loads(body)} == {
+        "data/tiny-llama",
+        "data/tiny-llama/train-00000-of-00001.parquet",
+    }
 
 
 def test_publish_checks_the_folder_before_any_network(tmp_path):

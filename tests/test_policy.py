@@ -101,8 +101,17 @@ def test_rules_come_from_the_registry_with_clear_errors():
 
 @pytest.mark.parametrize(
     ("c", "k", "bucket"),
-    [(8, 8, "trivial"), (7, 8, "easy"), (4, 8, "easy"), (3, 8, "medium"), (2, 10, "medium"), (1, 8, "hard"),
-     (0, 8, "unsolved"), (1, 1, "trivial"), (0, 1, "unsolved")],
+    [
+        (8, 8, "trivial"),
+        (7, 8, "easy"),
+        (4, 8, "easy"),
+        (3, 8, "medium"),
+        (2, 10, "medium"),
+        (1, 8, "hard"),
+        (0, 8, "unsolved"),
+        (1, 1, "trivial"),
+        (0, 1, "unsolved"),
+    ],
 )
 def test_difficulty_buckets(c, k, bucket):
     assert difficulty_bucket(c, k) == bucket
@@ -172,8 +181,9 @@ def test_posterior_informative_probability_is_positive_for_unsolved():
 
 
 def test_expected_signal_rollouts_and_informative_groups():
-    signal = expected_signal([0.5, 0.25, 0.0], [2, 4, 16], uniform_group_size=8,
-                             unfiltered_pass_rates=[0.5, 0.25, 0.0, 1.0, 1.0])
+    signal = expected_signal(
+        [0.5, 0.25, 0.0], [2, 4, 16], uniform_group_size=8, unfiltered_pass_rates=[0.5, 0.25, 0.0, 1.0, 1.0]
+    )
     assert signal.rollouts == 22
     assert signal.uniform_rollouts == 24
     assert signal.unfiltered_rollouts == 40

@@ -19,12 +19,31 @@ from sgpo_curate.verifiers.code import CodeVerifier
 K = 3
 
 
-@pytest.mark.parametrize(("dataset", "ids"), [("humaneval", ["humaneval/0", "humaneval/1"]),
-                                              ("mbpp", ["mbpp/11", "mbpp/12"])])
+@pytest.mark.parametrize(
+    ("dataset", "ids"), [("humaneval", ["humaneval/0", "humaneval/1"]), ("mbpp", ["mbpp/11", "mbpp/12"])]
+)
 def test_profile_code_dataset_end_to_end(dataset, ids, tiny_model_dir, tmp_path):
     out = tmp_path / dataset
-    code = main(["profile", "--model", tiny_model_dir, "--dataset", dataset, "--limit", "2", "--k", str(K),
-                 "--max-new-tokens", "24", "--out", str(out), "--verifier-workers", "2", "--no-progress"])
+    code = main(
+        [
+            "profile",
+            "--model",
+            tiny_model_dir,
+            "--dataset",
+            dataset,
+            "--limit",
+            "2",
+            "--k",
+            str(K),
+            "--max-new-tokens",
+            "24",
+            "--out",
+            str(out),
+            "--verifier-workers",
+            "2",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     profiles = sorted(load_profiles(out), key=lambda p: p.id)
     assert [p.id for p in profiles] == ids
@@ -38,7 +57,9 @@ def test_profile_code_dataset_end_to_end(dataset, ids, tiny_model_dir, tmp_path)
 
     verifier = CodeVerifier(workers=2)
     try:
-        again = verifier([c for p in profiles for c in p.completions], [p.query for p in profiles for _ in range(K)])
+        again = verifier(
+            [c for p in profiles for c in p.completions], [p.query for p in profiles for _ in range(K)]
+        )
     finally:
         verifier.close()
     assert again == [r for p in profiles for r in p.rewards]
@@ -56,7 +77,9 @@ class ReferenceSampler:
         out = []
         for query in queries:
             good = f"Here you go:\n```python\n{query.metadata['canonical_solution']}\n```"
-            texts = tuple(good if i % 2 == 0 else "```python\nraise SystemExit(0)\n```" for i in range(config.k))
+            texts = tuple(
+                good if i % 2 == 0 else "```python\nraise SystemExit(0)\n```" for i in range(config.k)
+            )
             out.append(Samples(texts=texts, completion_tokens=(1,) * config.k, prompt_tokens=1))
         return out
 
@@ -65,8 +88,14 @@ def test_profile_api_with_the_code_verifier_counts_real_passes(tmp_path):
     queries = load_queries("humaneval", limit=2)[0] + load_queries("mbpp", limit=2)[0]
     verifier = CodeVerifier(workers=2)
     try:
-        profile(queries, ReferenceSampler(), verifier, ProfileConfig(out_dir=str(tmp_path), progress=False),
-                SamplingConfig(k=4, batch_queries=2), source="humaneval+mbpp")
+        profile(
+            queries,
+            ReferenceSampler(),
+            verifier,
+            ProfileConfig(out_dir=str(tmp_path), progress=False),
+            SamplingConfig(k=4, batch_queries=2),
+            source="humaneval+mbpp",
+        )
     finally:
         verifier.close()
     profiles = load_profiles(tmp_path)

@@ -43,8 +43,14 @@ def rows(out_dir):
 
 
 def run(queries, sampler, verifier, out_dir, sampling=SAMPLING, **config):
-    return profile(queries, sampler, verifier, ProfileConfig(out_dir=str(out_dir), progress=False, **config),
-                   sampling, source="gsm8k")
+    return profile(
+        queries,
+        sampler,
+        verifier,
+        ProfileConfig(out_dir=str(out_dir), progress=False, **config),
+        sampling,
+        source="gsm8k",
+    )
 
 
 def test_exactly_k_samples_per_query_and_a_summary(queries, sampler, verifier, tmp_path):
@@ -99,13 +105,36 @@ def test_merge_refuses_a_missing_shard(queries, sampler, verifier, tmp_path):
 
 def test_histogram_buckets():
     assert pass_rate_histogram([0.0, 0.125, 0.5, 0.75, 0.875, 1.0, 1.0]) == {
-        "p=0": 1, "0<p<=0.25": 1, "0.25<p<=0.5": 1, "0.5<p<=0.75": 1, "0.75<p<1": 1, "p=1": 2}
+        "p=0": 1,
+        "0<p<=0.25": 1,
+        "0.25<p<=0.5": 1,
+        "0.5<p<=0.75": 1,
+        "0.75<p<1": 1,
+        "p=1": 2,
+    }
 
 
 def cli_args(model, out, limit=10):
-    return ["profile", "--model", model, "--dataset", "gsm8k", "--k", "2", "--max-new-tokens", "24",
-            "--batch-queries", "2", "--limit", str(limit), "--out", str(out), "--no-progress",
-            "--verifier-workers", "1"]
+    return [
+        "profile",
+        "--model",
+        model,
+        "--dataset",
+        "gsm8k",
+        "--k",
+        "2",
+        "--max-new-tokens",
+        "24",
+        "--batch-queries",
+        "2",
+        "--limit",
+        str(limit),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--verifier-workers",
+        "1",
+    ]
 
 
 def test_kill_and_resume_gives_the_uninterrupted_result(tiny_model_dir, tmp_path):
@@ -138,8 +167,22 @@ def test_cli_bad_input_exits_2_with_the_valid_choices(tiny_model_dir, tmp_path, 
     assert "bundled models: smollm2-135m-instruct" in capsys.readouterr().err
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"q": "1+1?", "a": "2"}) + "\n")
-    assert main(["profile", "--model", tiny_model_dir, "--dataset", str(data), "--out", str(tmp_path / "o"),
-                 "--columns", "question=text"]) == 2
+    assert (
+        main(
+            [
+                "profile",
+                "--model",
+                tiny_model_dir,
+                "--dataset",
+                str(data),
+                "--out",
+                str(tmp_path / "o"),
+                "--columns",
+                "question=text",
+            ]
+        )
+        == 2
+    )
     assert "the data has columns ['a', 'q']" in capsys.readouterr().err
 
 
@@ -147,11 +190,30 @@ def test_cli_writes_rejects_and_goes_on(tiny_model_dir, tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     lines = [{"q": "1+1?", "a": "2"}, {"q": "", "a": "3"}, {"q": "2+2?"}, {"q": "3+3?", "a": "6"}]
     data.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
-    code = main(["profile", "--model", tiny_model_dir, "--dataset", str(data), "--columns", "question=q,answer=a",
-                 "--k", "2", "--max-new-tokens", "8", "--out", str(tmp_path / "o"), "--no-progress"])
+    code = main(
+        [
+            "profile",
+            "--model",
+            tiny_model_dir,
+            "--dataset",
+            str(data),
+            "--columns",
+            "question=q,answer=a",
+            "--k",
+            "2",
+            "--max-new-tokens",
+            "8",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert len(rows(tmp_path / "o")) == 2
-    rejects = [json.loads(x) for x in (tmp_path / "o" / "shard-00000-of-00001" / "rejects.jsonl").read_text().splitlines()]
+    rejects = [
+        json.loads(x)
+        for x in (tmp_path / "o" / "shard-00000-of-00001" / "rejects.jsonl").read_text().splitlines()
+    ]
     assert sorted(r["reason"] for r in rejects) == ["field 'q' is empty", "missing field 'answer'"]
     assert "rejected source rows" in capsys.readouterr().out
 
@@ -163,8 +225,14 @@ def test_bundled_smollm2_profiles_two_queries(tmp_path):
     sampler = get_sampler("transformers", "smollm2-135m-instruct")
     verifier = MathVerifier(workers=1)
     try:
-        summary = profile(queries, sampler, verifier, ProfileConfig(out_dir=str(tmp_path), progress=False),
-                          SamplingConfig(k=2, max_new_tokens=48, batch_queries=2), source="mawps-singleop")
+        summary = profile(
+            queries,
+            sampler,
+            verifier,
+            ProfileConfig(out_dir=str(tmp_path), progress=False),
+            SamplingConfig(k=2, max_new_tokens=48, batch_queries=2),
+            source="mawps-singleop",
+        )
     finally:
         verifier.close()
     profiles = load_profiles(tmp_path)

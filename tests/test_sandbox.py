@@ -81,12 +81,7 @@ def hostile_programs(port: int, marker: str) -> dict[str, str]:
     return {
         "infinite_loop": "while True:\n    pass\n",
         "fork_bomb": (
-            "import os\n"
-            "while True:\n"
-            "    try:\n"
-            "        os.fork()\n"
-            "    except OSError:\n"
-            "        pass\n"
+            "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
         ),
         "memory_bomb": "blocks = []\nwhile True:\n    blocks.append(bytes(128 * 2**20))\n",
         "write_project": f"open({str(in_project)!r}, 'w').write('escaped')\n",
@@ -151,8 +146,14 @@ def hostile():
         verdicts = dict(zip(programs, sandbox.run_many(list(programs.values())), strict=True))
         elapsed = time.monotonic() - start
     listener.close()
-    yield {"verdicts": verdicts, "listener": listener, "marker": marker, "elapsed": elapsed,
-           "isolation": sandbox.isolation, "uids": sandbox.uids}
+    yield {
+        "verdicts": verdicts,
+        "listener": listener,
+        "marker": marker,
+        "elapsed": elapsed,
+        "isolation": sandbox.isolation,
+        "uids": sandbox.uids,
+    }
     sandbox.close()
     for path in (PROJECT / f"sandbox-escape-{marker}.txt", HOME / f"sandbox-escape-{marker}.txt"):
         path.unlink(missing_ok=True)
@@ -287,8 +288,14 @@ def test_full_isolation_is_detected_here():
 
 
 def test_results_are_judged_correctly(sandbox):
-    programs = ["x = 1\nassert x == 1\n", "assert 1 == 2, 'nope'\n", "def f(:\n", "import sys\nsys.exit(3)\n",
-                "import sys\nprint(repr(sys.stdin.read()))\n", "raise KeyboardInterrupt\n"]
+    programs = [
+        "x = 1\nassert x == 1\n",
+        "assert 1 == 2, 'nope'\n",
+        "def f(:\n",
+        "import sys\nsys.exit(3)\n",
+        "import sys\nprint(repr(sys.stdin.read()))\n",
+        "raise KeyboardInterrupt\n",
+    ]
     passed, failed, syntax, exited, stdin, interrupt = sandbox.run_many(programs)
     assert passed.status == "passed" and passed.passed
     assert (failed.status, failed.reason) == ("failed", "AssertionError: nope")
@@ -299,8 +306,10 @@ def test_results_are_judged_correctly(sandbox):
 
 
 def test_scratch_is_home_and_is_removed(sandbox):
-    verdict = sandbox.run("import os\nprint(os.getcwd())\nassert os.environ['HOME'] == os.getcwd()\n"
-                          "open('out.txt', 'w').write('ok')\n")
+    verdict = sandbox.run(
+        "import os\nprint(os.getcwd())\nassert os.environ['HOME'] == os.getcwd()\n"
+        "open('out.txt', 'w').write('ok')\n"
+    )
     assert verdict.status == "passed", verdict
     scratch = verdict.stdout.strip()
     assert scratch and not os.path.exists(scratch)

@@ -349,24 +349,3 @@ def test_accelerate_two_cpu_processes(tmp_path):
     # the groups each step regrouped from both processes match the sampler's plan
     assert [s["groups"] for s in summary["steps"]] == [len(b) for b in plan[:2]]
     assert all(s["rollouts"] == 8 for s in summary["steps"])
-
-
-class _EchoVerifier:
-    name = "echo"
-
-    def __call__(self, completions, queries):
-        return [
-            None if q.answer is None else float(c == q.answer)
-            for c, q in zip(completions, queries, strict=True)
-        ]
-
-
-def test_verifier_reward_rebuilds_queries_from_curated_columns():
-    from sgpo_curate.trainer import VerifierReward
-
-    reward = VerifierReward(_EchoVerifier())
-    prompts = [[{"role": "user", "content": "1+1="}]] * 3
-    completions = [[{"role": "assistant", "content": text}] for text in ("2", "3", "2")]
-    got = reward(prompts, completions, id=["a", "a", "b"], domain=["math"] * 3, answer=["2", "2", None])
-    assert got == [1.0, 0.0, None]
-    assert reward.__name__ == "echo"

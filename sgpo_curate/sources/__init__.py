@@ -38,8 +38,10 @@ class Reject:
     row: Mapping[str, Any]
 
     def to_json(self) -> str:
-        return json.dumps({"source": self.source, "key": self.key, "reason": self.reason,
-                           "row": dict(self.row)}, default=str)
+        return json.dumps(
+            {"source": self.source, "key": self.key, "reason": self.reason, "row": dict(self.row)},
+            default=str,
+        )
 
 
 @dataclass(frozen=True)

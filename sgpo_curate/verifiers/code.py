@@ -150,11 +150,14 @@ class CodeVerifier:
 
     name = "code"
 
-    def __init__(self, config: SandboxConfig | None = None, workers: int | None = None,
-                 timeout_s: float | None = None):
+    def __init__(
+        self, config: SandboxConfig | None = None, workers: int | None = None, timeout_s: float | None = None
+    ):
         config = config or SandboxConfig()
         if workers is not None or timeout_s is not None:
-            config = replace(config, workers=workers or config.workers, timeout_s=timeout_s or config.timeout_s)
+            config = replace(
+                config, workers=workers or config.workers, timeout_s=timeout_s or config.timeout_s
+            )
         self.config = config
         self._sandbox: Sandbox | None = None
 
@@ -162,9 +165,11 @@ class CodeVerifier:
     def version(self) -> str:
         """What verified, for run.json and dataset cards: the sandbox's interpreter and isolation."""
         isolation = self.sandbox.isolation
-        return (f"sgpo-sandbox/1 python-{isolation.python_version} "
-                f"network_isolated={isolation.network_isolated} uid_isolated={isolation.drop_privileges} "
-                f"timeout_s={self.config.timeout_s:g}")
+        return (
+            f"sgpo-sandbox/1 python-{isolation.python_version} "
+            f"network_isolated={isolation.network_isolated} uid_isolated={isolation.drop_privileges} "
+            f"timeout_s={self.config.timeout_s:g}"
+        )
 
     @property
     def sandbox(self) -> Sandbox:
@@ -176,8 +181,10 @@ class CodeVerifier:
         """The program each completion runs as; `None` for a query without tests."""
         if len(completions) != len(queries):
             raise ValueError(f"{len(completions)} completions for {len(queries)} queries")
-        return [assemble(extract_code(c, function_under_test(q)), q) if (q.tests or "").strip() else None
-                for c, q in zip(completions, queries, strict=True)]
+        return [
+            assemble(extract_code(c, function_under_test(q)), q) if (q.tests or "").strip() else None
+            for c, q in zip(completions, queries, strict=True)
+        ]
 
     def verdicts(self, completions: list[str], queries: list[Query]) -> list[Verdict | None]:
         """The sandbox verdict of each completion (for diagnostics); `None` where there are no tests."""
@@ -187,7 +194,9 @@ class CodeVerifier:
         return [next(results) if p is not None else None for p in programs]
 
     def __call__(self, completions: list[str], queries: list[Query]) -> list[float | None]:
-        return [None if v is None else (1.0 if v.passed else 0.0) for v in self.verdicts(completions, queries)]
+        return [
+            None if v is None else (1.0 if v.passed else 0.0) for v in self.verdicts(completions, queries)
+        ]
 
     def close(self) -> None:
         if self._sandbox is not None:

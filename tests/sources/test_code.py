@@ -53,26 +53,47 @@ def test_prompt_config_builds_the_messages():
 
 
 def test_malformed_rows_are_rejected_with_reasons():
-    good = {"task_id": 1, "text": "Add.", "code": "def add(a, b):\r\n    return a + b",
-            "test_list": ["assert add(1, 2) == 3"], "test_setup_code": ""}
-    rows = [("1", good), ("2", {**good, "test_list": []}), ("3", {**good, "text": "  "}),
-            ("4", {"request": "no doc"}), ("5", {**good, "test_list": ["assert f()", 3]})]
+    good = {
+        "task_id": 1,
+        "text": "Add.",
+        "code": "def add(a, b):\r\n    return a + b",
+        "test_list": ["assert add(1, 2) == 3"],
+        "test_setup_code": "",
+    }
+    rows = [
+        ("1", good),
+        ("2", {**good, "test_list": []}),
+        ("3", {**good, "text": "  "}),
+        ("4", {"request": "no doc"}),
+        ("5", {**good, "test_list": ["assert f()", 3]}),
+    ]
     source = replace(get_source("mbpp"), rows=lambda: iter(rows))
     rejects = []
     queries = list(source.queries(PromptConfig(), rejects))
     assert [q.id for q in queries] == ["mbpp/1"]
     assert queries[0].metadata["canonical_solution"] == "def add(a, b):\n    return a + b"
-    assert count_reasons(rejects) == {"missing or empty 'test_list'": 2, "field 'text' is empty": 1,
-                                      "'test_list' holds a non-text or empty test": 1}
+    assert count_reasons(rejects) == {
+        "missing or empty 'test_list'": 2,
+        "field 'text' is empty": 1,
+        "'test_list' holds a non-text or empty test": 1,
+    }
 
 
 def test_humaneval_rows_need_tests_and_an_entry_point():
-    row = {"task_id": "HumanEval/0", "prompt": "def f(x):\n    '''doc'''\n", "test": "def check(c):\n    pass\n",
-           "entry_point": "f", "canonical_solution": "    return x\n"}
+    row = {
+        "task_id": "HumanEval/0",
+        "prompt": "def f(x):\n    '''doc'''\n",
+        "test": "def check(c):\n    pass\n",
+        "entry_point": "f",
+        "canonical_solution": "    return x\n",
+    }
     assert adapt_humaneval("0", row, PromptConfig()).entry_point == "f"
-    for broken, reason in [({"test": ""}, "field 'test' is empty"), ({"entry_point": None}, "missing field"),
-                           ({"entry_point": "g"}, "does not define the entry point"),
-                           ({"test": "assert True"}, r"no check\(candidate\)")]:
+    for broken, reason in [
+        ({"test": ""}, "field 'test' is empty"),
+        ({"entry_point": None}, "missing field"),
+        ({"entry_point": "g"}, "does not define the entry point"),
+        ({"test": "assert True"}, r"no check\(candidate\)"),
+    ]:
         with pytest.raises(RejectedRow, match=reason):
             adapt_humaneval("0", {**row, **broken}, PromptConfig())
     with pytest.raises(RejectedRow):

@@ -8,10 +8,17 @@ from sgpo_curate.sources.files import file_source, parse_columns
 from sgpo_curate.sources.math import gsm8k_answer, last_boxed, number_text
 
 
-@pytest.mark.parametrize(("name", "rows", "first_answer"), [
-    ("gsm8k", 1319, "18"), ("math500", 500, r"\left( 3, \frac{\pi}{2} \right)"), ("mawps-singleop", 562, "14"),
-    ("svamp", 1000, "145"), ("aime24", 30, "204"), ("aime25", 15, "70"),
-])
+@pytest.mark.parametrize(
+    ("name", "rows", "first_answer"),
+    [
+        ("gsm8k", 1319, "18"),
+        ("math500", 500, r"\left( 3, \frac{\pi}{2} \right)"),
+        ("mawps-singleop", 562, "14"),
+        ("svamp", 1000, "145"),
+        ("aime24", 30, "204"),
+        ("aime25", 15, "70"),
+    ],
+)
 def test_bundled_sources_read_offline(name, rows, first_answer):
     queries, rejects = load_queries(name)
     assert len(queries) == rows and not rejects
@@ -43,16 +50,25 @@ def test_prompt_template_is_configurable():
 
 
 def test_malformed_rows_are_rejected_with_reasons(tmp_path):
-    rows = [{"problem": "1+1?", "solution": "#### 2"}, {"problem": "", "solution": "#### 3"},
-            {"solution": "#### 4"}, {"problem": "x?", "solution": "no marker"}, {"problem": ["list"], "solution": "#### 5"}]
+    rows = [
+        {"problem": "1+1?", "solution": "#### 2"},
+        {"problem": "", "solution": "#### 3"},
+        {"solution": "#### 4"},
+        {"problem": "x?", "solution": "no marker"},
+        {"problem": ["list"], "solution": "#### 5"},
+    ]
     path = tmp_path / "data.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     source = file_source(str(path), parse_columns("question=problem,answer=solution"), answer_format="gsm8k")
     rejects = []
     queries = list(source.queries(PromptConfig(), rejects))
     assert [q.answer for q in queries] == ["2"]
-    assert count_reasons(rejects) == {"field 'problem' is empty": 1, "missing field 'problem'": 1,
-                                      "answer has no '#### <number>' line": 1, "field 'problem' is list, expected text": 1}
+    assert count_reasons(rejects) == {
+        "field 'problem' is empty": 1,
+        "missing field 'problem'": 1,
+        "answer has no '#### <number>' line": 1,
+        "field 'problem' is list, expected text": 1,
+    }
 
 
 def test_unknown_columns_name_what_the_data_has(tmp_path):

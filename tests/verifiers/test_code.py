@@ -39,8 +39,13 @@ def mbpp():
 
 
 def add_query(**fields) -> Query:
-    base = dict(id="t/0", source="t", domain="code", prompt=(("user", "add"),),
-                tests="assert add(1, 2) == 3\nassert add(-1, 1) == 0\n")
+    base = dict(
+        id="t/0",
+        source="t",
+        domain="code",
+        prompt=(("user", "add"),),
+        tests="assert add(1, 2) == 3\nassert add(-1, 1) == 0\n",
+    )
     return Query(**{**base, **fields})
 
 
@@ -63,12 +68,17 @@ def test_solutions_of_other_problems_fail(verifier, humaneval, mbpp):
 
 
 def test_extract_code_from_fences_and_bare_text():
-    assert extract_code("Here:\n```python\ndef f():\n    return 1\n```\nThat's it.") == "def f():\n    return 1\n"
+    assert (
+        extract_code("Here:\n```python\ndef f():\n    return 1\n```\nThat's it.")
+        == "def f():\n    return 1\n"
+    )
     two = "```python\nprint(f())\n```\nand\n```py\ndef f():\n    return 2\n```"
     assert extract_code(two, "f") == "def f():\n    return 2\n"  # the block that defines the entry point
     assert extract_code(two) == "print(f())\n"
     assert extract_code("```\nx = 1\n```") == "x = 1\n"
-    assert extract_code("```python\ndef f():\n    return 1") == "def f():\n    return 1"  # cut by the token limit
+    assert (
+        extract_code("```python\ndef f():\n    return 1") == "def f():\n    return 1"
+    )  # cut by the token limit
     assert extract_code("    return x + 1\n") == "    return x + 1\n"  # a bare body keeps its indentation
     assert defines("async def g(a):\n    pass", "g") and not defines("    def g(a):", "g")
 
@@ -76,15 +86,19 @@ def test_extract_code_from_fences_and_bare_text():
 def test_mbpp_picks_the_block_that_defines_the_function_under_test(verifier, mbpp):
     query = mbpp[0]
     assert function_under_test(query) == "remove_Occ"
-    completion = (f"Usage:\n```python\nprint(remove_Occ('hello', 'l'))\n```\nCode:\n"
-                  f"```python\n{query.metadata['canonical_solution']}\n```")
+    completion = (
+        f"Usage:\n```python\nprint(remove_Occ('hello', 'l'))\n```\nCode:\n"
+        f"```python\n{query.metadata['canonical_solution']}\n```"
+    )
     assert verifier([completion], [query]) == [1.0]
 
 
 def test_humaneval_body_and_full_function_both_work(verifier, humaneval):
     query = humaneval[0]
     body = query.metadata["canonical_solution"]
-    full = "```python\nfrom typing import List\n\ndef has_close_elements(numbers, threshold):\n" + body + "```"
+    full = (
+        "```python\nfrom typing import List\n\ndef has_close_elements(numbers, threshold):\n" + body + "```"
+    )
     unindented = "\n".join(line[4:] for line in body.splitlines())
     assert verifier([body, full, unindented, "    return True\n"], [query] * 4) == [1.0, 1.0, 1.0, 0.0]
     program = assemble(extract_code(full, query.entry_point), query)
@@ -101,13 +115,22 @@ def test_mbpp_assembly_runs_setup_code_after_the_solution(verifier, mbpp):
 def test_generic_check_tests_get_the_entry_point_call(verifier):
     query = add_query(tests="def check(candidate):\n    assert candidate(2, 2) == 4\n", entry_point="add")
     assert assemble("def add(a, b):\n    return a + b", query).endswith("check(add)\n")
-    assert verifier(["def add(a, b):\n    return a + b", "def add(a, b):\n    return a - b"],
-                    [query, query]) == [1.0, 0.0]
+    assert verifier(
+        ["def add(a, b):\n    return a + b", "def add(a, b):\n    return a - b"], [query, query]
+    ) == [1.0, 0.0]
 
 
 def test_column_mapped_humaneval_file_works_like_the_bundled_source(verifier, humaneval, tmp_path):
-    rows = [{"name": q.metadata["task_id"], "prompt": q.metadata["code_prompt"], "test": q.tests,
-             "entry_point": q.entry_point, "solution": q.metadata["canonical_solution"]} for q in humaneval[:6]]
+    rows = [
+        {
+            "name": q.metadata["task_id"],
+            "prompt": q.metadata["code_prompt"],
+            "test": q.tests,
+            "entry_point": q.entry_point,
+            "solution": q.metadata["canonical_solution"],
+        }
+        for q in humaneval[:6]
+    ]
     data = tmp_path / "humaneval-like.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     source = file_source(str(data), {"question": "prompt", "tests": "test", "id": "name"}, domain="code")
@@ -120,8 +143,11 @@ def test_column_mapped_humaneval_file_works_like_the_bundled_source(verifier, hu
 
 def test_reward_hacks_score_zero(verifier):
     query = add_query()
-    exits = ["import sys\nsys.exit(0)", "import os\nos._exit(0)",
-             "print('All tests passed')\nimport os\nos._exit(0)"]
+    exits = [
+        "import sys\nsys.exit(0)",
+        "import os\nos._exit(0)",
+        "print('All tests passed')\nimport os\nos._exit(0)",
+    ]
     assert verifier(exits, [query] * 3) == [0.0] * 3
     loop = CodeVerifier(SandboxConfig(timeout_s=1.5, workers=1))
     verdicts = loop.verdicts(exits + ["def add(a, b):\n    while True:\n        pass"], [query] * 4)
@@ -130,7 +156,9 @@ def test_reward_hacks_score_zero(verifier):
 
 
 def test_main_blocks_do_not_run(verifier):
-    completion = "def add(a, b):\n    return a + b\n\nif __name__ == '__main__':\n    print(add(int(input()), 1))\n"
+    completion = (
+        "def add(a, b):\n    return a + b\n\nif __name__ == '__main__':\n    print(add(int(input()), 1))\n"
+    )
     assert verifier([completion], [add_query()]) == [1.0]
 
 
@@ -157,6 +185,8 @@ def test_picklable_and_registered(verifier):
 
 
 def test_verdicts_explain_failures(verifier):
-    verdicts = verifier.verdicts(["def add(a, b):\n    return a * b", "def add(a, b) return"], [add_query()] * 2)
+    verdicts = verifier.verdicts(
+        ["def add(a, b):\n    return a * b", "def add(a, b) return"], [add_query()] * 2
+    )
     assert Counter(v.status for v in verdicts) == {"failed": 2}
     assert verdicts[0].reason.startswith("AssertionError") and verdicts[1].reason.startswith("SyntaxError")

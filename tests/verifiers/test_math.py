@@ -12,8 +12,9 @@ def query(qid, answer):
 
 
 def test_check_answers_with_real_math_verify():
-    assert check_answers("18", [r"so $\boxed{18}$", r"$\boxed{17}$", "no answer here", r"$\boxed{18.0}$"], 5) == \
-        [1.0, 0.0, 0.0, 1.0]
+    assert check_answers(
+        "18", [r"so $\boxed{18}$", r"$\boxed{17}$", "no answer here", r"$\boxed{18.0}$"], 5
+    ) == [1.0, 0.0, 0.0, 1.0]
     assert check_answers(r"\frac{1}{2}", [r"$\boxed{0.5}$", r"$\boxed{\frac{2}{4}}$"], 5) == [1.0, 1.0]
 
 
@@ -30,7 +31,12 @@ def test_verifier_batch_keeps_order_and_is_picklable():
     verifier = pickle.loads(pickle.dumps(get_verifier("math", workers=2)))
     queries = [query("a", "1"), query("a", "1"), query("b", "2"), query("c", "3")]
     try:
-        assert verifier([r"$\boxed{1}$", "$5$", r"$\boxed{2}$", r"$\boxed{4}$"], queries) == [1.0, 0.0, 1.0, 0.0]
+        assert verifier([r"$\boxed{1}$", "$5$", r"$\boxed{2}$", r"$\boxed{4}$"], queries) == [
+            1.0,
+            0.0,
+            1.0,
+            0.0,
+        ]
         with pytest.raises(ValueError, match="completions"):
             verifier(["x"], queries)
     finally:
