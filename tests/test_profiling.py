@@ -79,6 +79,27 @@ def test_exactly_k_samples_per_query_and_a_summary(queries, sampler, verifier, t
     assert info["sampling"]["k"] == 3 and info["verifier"] == "math" and info["source"] == "gsm8k"
 
 
+class ParityVerifier:
+    """A user verifier whose verdict depends on both the completion and its query, so a reward written
+    next to the wrong completion or query shows."""
+
+    name = "parity"
+
+    def __call__(self, completions, queries):
+        return [float((len(c) + len(q.answer)) % 2 == 0) for c, q in zip(completions, queries, strict=True)]
+
+
+def test_each_reward_belongs_to_its_completion_and_query(queries, sampler, tmp_path):
+    sampling = dataclasses.replace(SAMPLING, max_new_tokens=6)
+    run(queries, sampler, ParityVerifier(), tmp_path, sampling=sampling)
+    by_id = {q.id: q for q in queries}
+    profiles = load_profiles(tmp_path)
+    for p in profiles:
+        expected = ParityVerifier()(list(p.completions), [by_id[p.id]] * len(p.completions))
+        assert list(p.rewards) == expected and p.num_correct == sum(expected), p.id
+    assert 0 < sum(p.num_correct for p in profiles) < len(profiles) * SAMPLING.k, "verdicts should vary"
+
+
 def test_same_seed_same_profiles_another_seed_other_samples(queries, sampler, verifier, tmp_path):
     run(queries, sampler, verifier, tmp_path / "a")
     run(queries, sampler, verifier, tmp_path / "b")
@@ -195,6 +216,8 @@ def test_resume_after_an_upgrade_on_another_day_with_a_larger_limit_is_accepted(
     summary = run(queries, sampler, verifier, out, limit=5, keep_completions=False)
     assert summary.resumed_queries == 2 and summary.queries == 5
     assert [r["id"] for r in rows(out)] == sorted(q.id for q in queries[:5])
+    first_two = {q.id for q in queries[:2]}
+    assert all(bool(r["completions"]) == (r["id"] in first_two) for r in rows(out))
 
 
 def test_a_crash_while_writing_a_part_leaves_no_half_file(queries, sampler, verifier, tmp_path, monkeypatch):
