@@ -11,10 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sgpo_curate.config import ProfileConfig, SamplingConfig
+from sgpo_curate.config import ProfileConfig, PromptConfig, SamplingConfig
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
-DEFAULT_DATASET = "mawps-singleop"
+DEFAULT_DATASET = "arithmetic"
+QUICKSTART_EXAMPLE = (
+    "Ben has 2 pencils. He finds 3 more pencils. He gives 1 pencil to a friend. "
+    "How many pencils does Ben have now?",
+    "Ben starts with 2 pencils. He finds 3 more: 2 + 3 = 5. He gives 1 away: 5 - 1 = 4. "
+    "The final answer is \\boxed{4}.",
+)
+QUICKSTART_PROMPT = PromptConfig(math_examples=(QUICKSTART_EXAMPLE,))
 DEFAULT_LIMIT = 16
 DEFAULT_SAMPLING = SamplingConfig(k=4, max_new_tokens=128, batch_queries=8)
 
@@ -38,6 +45,8 @@ def run_pipeline(
     curate_config=None,
     push_to_hub: str | None = None,
     progress: bool = True,
+    prompt: PromptConfig = QUICKSTART_PROMPT,
+    math_extraction: str | None = None,
 ) -> PipelineResult:
     """Profile -> curate -> write locally (-> publish). Resumable: rerun to finish an interrupted run.
 
@@ -49,6 +58,10 @@ def run_pipeline(
         sampling (`SamplingConfig`): k and sampling parameters.
         curate_config (`CurateConfig`, *optional*): the curation policy; default: the paper's.
         push_to_hub (`str`, *optional*): `ORG/NAME` to publish the dataset to.
+        progress (`bool`): show the profiling progress bar.
+        prompt (`PromptConfig`): how problems become chat messages; default: the default instruction after a
+            worked example that ends in "The final answer is \\boxed{4}.".
+        math_extraction (`str`, *optional*): `strict` (default, TRL's `accuracy_reward`) or `lenient`.
 
     Example:
         >>> result = run_pipeline("runs/quickstart")  # doctest: +SKIP
@@ -61,7 +74,12 @@ def run_pipeline(
     out_dir = Path(out_dir)
     profile_dir = out_dir / "profiles"
     summary = profile_dataset(
-        dataset, model, ProfileConfig(out_dir=str(profile_dir), limit=limit, progress=progress), sampling
+        dataset,
+        model,
+        ProfileConfig(out_dir=str(profile_dir), limit=limit, progress=progress),
+        sampling,
+        prompt=prompt,
+        math_extraction=math_extraction,
     )
     profiles = load_profiles(profile_dir)
     result = curate(profiles, curate_config)

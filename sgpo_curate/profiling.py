@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 PROFILES_FILE = "profiles.parquet"
 RUN_FILE = "run.json"
 # Run settings that must match between a run and its resume: mixing them would corrupt the profile.
-RUN_IDENTITY = ("model", "sampling", "verifier", "source")
+RUN_IDENTITY = ("model", "sampling", "verifier", "verifier_settings", "source")
 HISTOGRAM_EDGES = (0.0, 0.25, 0.5, 0.75, 1.0)
 PACKAGES = ("sgpo-curate", "torch", "transformers", "math-verify", "datasets", "trl")
 
@@ -115,15 +115,23 @@ def package_versions() -> dict[str, str]:
 def describe_run(
     sampler, verifier, sampling: SamplingConfig, source: str, source_license: str = "unknown"
 ) -> dict:
-    """What `run.json` records: enough to reproduce the profile and to write the dataset card."""
+    """What `run.json` records: enough to reproduce the profile and to write the dataset card.
+
+    `verifier_settings` are the verifier's verdict-changing settings (e.g. the math extraction mode):
+    `VerifierReward.from_run_info` rebuilds the same reward from them for training.
+    """
+    from sgpo_curate.models import hub_id
+
     return {
         "model": sampler.model_name,
+        "model_hub_id": hub_id(sampler.model_name),
         "model_revision": sampler.model_revision,
         "num_parameters": sampler.num_parameters,
         "sampler": sampler.name,
         "sampling": asdict(sampling),
         "verifier": getattr(verifier, "name", type(verifier).__name__),
         "verifier_version": getattr(verifier, "version", None),
+        "verifier_settings": dict(getattr(verifier, "settings", None) or {}),
         "source": source,
         "source_license": source_license,
         "date": dt.date.today().isoformat(),
@@ -493,6 +501,7 @@ def profile_dataset(
     answer_format: str = "raw",
     verifier_workers: int | None = None,
     verifier_timeout: float | None = None,
+    math_extraction: str | None = None,
 ) -> ProfileSummary:
     """Profile a named or file dataset with a model: the whole `sgpo-curate profile` job.
 
@@ -507,6 +516,8 @@ def profile_dataset(
         columns, domain, answer_format: for file and `hf:` datasets (see `sources.files`).
         verifier_workers (`int`, *optional*): verifier processes; default: number of cores.
         verifier_timeout (`float`, *optional*): seconds per check; default: the verifier's own.
+        math_extraction (`str`, *optional*): the math verifier's answer extraction, `strict` (default: TRL's
+            `accuracy_reward`) or `lenient` (any last number); recorded in run.json and the card.
 
     Example:
         >>> profile_dataset("mawps-singleop", "smollm2-135m-instruct",
@@ -517,8 +528,13 @@ def profile_dataset(
     from sgpo_curate.verifiers import get_verifier
 
     source = resolve_source(dataset, columns, domain, answer_format)
+    verifier_name = verifier or source.domain
     options = {"workers": verifier_workers} | ({"timeout_s": verifier_timeout} if verifier_timeout else {})
-    verifier_obj = get_verifier(verifier or source.domain, **options)
+    if math_extraction is not None:
+        if verifier_name != "math":
+            raise ValueError(f"--math-extraction applies to the math verifier, not {verifier_name!r}")
+        options["extraction"] = math_extraction
+    verifier_obj = get_verifier(verifier_name, **options)
     sampler_obj = get_sampler(sampler, model)
     rejects: list = []
     queries = source.queries(prompt or PromptConfig(), rejects)
