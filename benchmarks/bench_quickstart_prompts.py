@@ -153,7 +153,9 @@ def measure(candidate: Candidate, sampler, sampling: SamplingConfig, queries_n: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--queries", type=int, default=pipeline.DEFAULT_LIMIT)
     parser.add_argument("--k", type=int, default=pipeline.DEFAULT_SAMPLING.k)
     parser.add_argument("--max-new-tokens", type=int, default=pipeline.DEFAULT_SAMPLING.max_new_tokens)

@@ -227,7 +227,9 @@ def _config_context(summary: Mapping[str, Any]) -> dict[str, Any]:
         "sampler": run.get("sampler") or "unknown",
         "verifier": run.get("verifier") or "unknown",
         "verifier_version": run.get("verifier_version") or "",
-        "verifier_settings": ", ".join(f"{k}={v}" for k, v in sorted((run.get("verifier_settings") or {}).items())),
+        "verifier_settings": ", ".join(
+            f"{k}={v}" for k, v in sorted((run.get("verifier_settings") or {}).items())
+        ),
         "reward": _reward_description(run),
         "source": run.get("source") or "unknown",
         "source_license": run.get("source_license") or "unknown",
@@ -296,6 +298,7 @@ def _training_example(summary: Mapping[str, Any]) -> dict[str, Any]:
     arguments = [_python_literal(str(run.get("verifier") or "math"))]
     arguments += [f"{key}={_python_literal(value)}" for key, value in sorted(settings.items())]
     g_max = max((int(g) for g in summary["group_size_counts"]), default=16)
+    sampling = run.get("sampling") or {}
     return {
         # A bundled alias (`smollm2-135m-instruct`) is no Hub id: use the upstream repo it was made from.
         "model": run.get("model_hub_id") or run.get("model") or summary["model"],
@@ -304,6 +307,9 @@ def _training_example(summary: Mapping[str, Any]) -> dict[str, Any]:
         # TRL's default num_generations (8) must divide the generation batch, and every group must fit in it.
         "batch_size": 8 * math.ceil(g_max / 8),
         "math_strict": run.get("verifier") == "math" and settings.get("extraction") == "strict",
+        # Rollouts should come from the policy the pass rates describe: the profile's sampling.
+        "temperature": float(sampling.get("temperature", 1.0)),
+        "top_p": float(sampling.get("top_p", 1.0)),
     }
 
 

@@ -75,7 +75,9 @@ class PromptConfig:
                 )
         for example in self.math_examples:
             if len(example) != 2 or not all(isinstance(part, str) and part.strip() for part in example):
-                raise ValueError(f"PromptConfig.math_examples holds (problem, answer) text pairs, got {example!r}")
+                raise ValueError(
+                    f"PromptConfig.math_examples holds (problem, answer) text pairs, got {example!r}"
+                )
 
     def messages(self, domain: str, problem: str) -> tuple[tuple[str, str], ...]:
         template = self.math_instruction if domain == "math" else self.code_instruction

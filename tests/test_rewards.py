@@ -67,7 +67,9 @@ def test_columns_round_trip_to_the_query_a_verifier_reads():
 
 
 def test_reward_from_run_info_uses_the_recorded_settings_and_pickles():
-    reward = VerifierReward.from_run_info({"verifier": "math", "verifier_settings": {"extraction": "lenient"}})
+    reward = VerifierReward.from_run_info(
+        {"verifier": "math", "verifier_settings": {"extraction": "lenient"}}
+    )
     again = pickle.loads(pickle.dumps(reward))
     try:
         assert again.verifier.settings == {"extraction": "lenient"}
@@ -125,7 +127,9 @@ def test_raw_config_rescored_by_the_trainer_reward_gives_published_counts_math(t
     queries = [q for name in ("arithmetic", "gsm8k", "math") for q in load_queries(name, limit=3)[0]]
     verifier = MathVerifier(workers=1)
     try:
-        profiles = _profiles(queries, [_math_completions(q.answer, i) for i, q in enumerate(queries)], verifier)
+        profiles = _profiles(
+            queries, [_math_completions(q.answer, i) for i, q in enumerate(queries)], verifier
+        )
         raw = _published_raw(profiles, tmp_path)
         reward = VerifierReward(verifier)
         assert raw.num_rows == len(queries)
@@ -144,7 +148,9 @@ def _code_completions(query, i: int) -> list[str]:
     if query.entry_point is None:  # MBPP: a whole program
         return [f"```python\n{canonical}\n```", "```python\ndef nothing():\n    pass\n```"][: 1 + i % 2]
     signature = next(
-        line for line in query.metadata["code_prompt"].splitlines() if line.startswith(f"def {query.entry_point}(")
+        line
+        for line in query.metadata["code_prompt"].splitlines()
+        if line.startswith(f"def {query.entry_point}(")
     )
     # The body alone continues the stub; the whole function relies on the stub's imports (typing.List).
     return [canonical, f"```python\n{signature}\n{canonical}\n```", "    return None\n"]

