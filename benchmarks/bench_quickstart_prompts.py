@@ -11,7 +11,8 @@ model writes `\\boxed`, tokens and time. The quickstart's default is the candida
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/bench_quickstart_prompts.py [--queries 16] [--k 4]
 
 Writes `benchmarks/results/quickstart_prompts.md` (the table) and `quickstart_prompts.json` (per-query
-counts). SmolLM2 samples ~80 tokens/s on 2 cores: the default run takes ~10-20 minutes.
+counts, and the completions of the shipped default, which `tests/test_pipeline.py` re-scores). SmolLM2
+samples ~80 tokens/s on 2 idle cores: the default run takes ~20-40 minutes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, replace
 from common import RESULTS, write_table
 
 from sgpo_curate import pipeline
-from sgpo_curate.config import DEFAULT_MATH_INSTRUCTION, PromptConfig, SamplingConfig
+from sgpo_curate.config import PromptConfig, SamplingConfig
 from sgpo_curate.profiling import pass_rate_histogram
 from sgpo_curate.samplers import get_sampler
 from sgpo_curate.sources import load_queries
@@ -34,6 +35,12 @@ ONE_STEP_EXAMPLE = (
     "Ben has 2 pencils. He finds 3 more pencils. How many pencils does Ben have now?",
     "Ben starts with 2 pencils. He finds 3 more: 2 + 3 = 5. The final answer is \\boxed{5}.",
 )
+
+TWO_STEP_EXAMPLE = (
+    "Ben has 2 pencils. He finds 3 more pencils. He gives 1 pencil to a friend. How many pencils does Ben have now?",
+    "Ben starts with 2 pencils. He finds 3 more: 2 + 3 = 5. He gives 1 away: 5 - 1 = 4. The final answer is \\boxed{4}.",
+)
+TERSE_ANSWER = "2 + 3 - 1 = 4. The final answer is \\boxed{4}."
 
 
 @dataclass(frozen=True)
@@ -49,51 +56,50 @@ class Candidate:
 CANDIDATES = (
     Candidate("quickstart", pipeline.DEFAULT_DATASET, pipeline.QUICKSTART_PROMPT, "the shipped default"),
     Candidate(
-        "arith-example-t1.0",
-        "arithmetic",
-        pipeline.QUICKSTART_PROMPT,
-        "the shipped prompt at TRL's default temperature",
-        temperature=1.0,
-    ),
-    *(
-        Candidate(
-            f"arith-example-t{t}",
-            "arithmetic",
-            pipeline.QUICKSTART_PROMPT,
-            "the shipped prompt",
-            temperature=t,
-        )
-        for t in (0.3, 0.5, 0.7)
-    ),
-    Candidate(
         "arith-zero-shot",
         "arithmetic",
         PromptConfig(),
         "default instruction (reason step by step, \\boxed{}), no example",
-        temperature=pipeline.DEFAULT_SAMPLING.temperature,
+        temperature=0.7,
+    ),
+    *(
+        Candidate(
+            f"arith-{name}-t{t}",
+            "arithmetic",
+            PromptConfig(math_examples=(example,)),
+            f"default instruction after a {name.replace('-', ' ')}",
+            temperature=t,
+        )
+        for name, example, temperatures in (
+            ("one-step-example", ONE_STEP_EXAMPLE, (0.5, 0.7, 1.0)),
+            ("two-step-example", TWO_STEP_EXAMPLE, (0.5, 0.7, 1.0)),
+        )
+        for t in temperatures
     ),
     Candidate(
-        "arith-one-step-example",
+        "arith-terse-example",
         "arithmetic",
-        PromptConfig(math_examples=(ONE_STEP_EXAMPLE,)),
-        "default instruction, a one-step worked example as an earlier chat turn",
+        PromptConfig(math_examples=((TWO_STEP_EXAMPLE[0], TERSE_ANSWER),)),
+        "default instruction after a two-step example answered with one equation",
+        temperature=0.7,
     ),
     Candidate(
         "arith-example-no-instruction",
         "arithmetic",
-        PromptConfig(math_instruction="{problem}", math_examples=pipeline.QUICKSTART_PROMPT.math_examples),
-        "the shipped example, the bare problem as the user message",
+        PromptConfig(math_instruction="{problem}", math_examples=(TWO_STEP_EXAMPLE,)),
+        "a two-step example, the bare problem as the user message",
+        temperature=0.7,
     ),
     Candidate(
-        "mawps-one-shot",
+        "mawps-with-shipped-prompt",
         "mawps-singleop",
         pipeline.QUICKSTART_PROMPT,
-        "MAWPS single-op with the shipped prompt",
+        "MAWPS single-op, the shipped prompt and sampling",
     ),
     Candidate(
         "mawps-zero-shot-t1.0",
         "mawps-singleop",
-        PromptConfig(math_instruction=DEFAULT_MATH_INSTRUCTION),
+        PromptConfig(),
         "the previous quickstart: MAWPS single-op, default instruction",
         temperature=1.0,
     ),
@@ -119,10 +125,12 @@ def measure(candidate: Candidate, sampler, sampling: SamplingConfig, queries_n: 
     per_query = [
         {
             "id": q.id,
-            "steps": q.metadata.get("steps"),
+            "level": q.metadata.get("level"),
             "strict": sum(r == 1.0 for r in strict[i * k : (i + 1) * k]),
             "trl": sum(r == 1.0 for r in trl[i * k : (i + 1) * k]),
             "lenient": sum(r == 1.0 for r in lenient[i * k : (i + 1) * k]),
+            # Kept for the shipped default only: tests/test_pipeline.py re-scores them (TRL parity, spread).
+            **({"completions": list(texts[i * k : (i + 1) * k])} if candidate.name == "quickstart" else {}),
         }
         for i, q in enumerate(queries)
     ]

@@ -3,19 +3,20 @@
 The embedded default of `sgpo-curate quickstart`. Real benchmarks are too hard for the bundled
 SmolLM2-135M-Instruct under a strict reward (an answer in `\\boxed{}`, as TRL's `accuracy_reward`
 checks): on MAWPS single-op it solved 1 of 64 samples. These problems are built so that the same model
-shows a spread of pass rates: one addition or subtraction on small numbers, up to a few chained ones.
+shows a spread of pass rates, in graded levels: one addition or subtraction on numbers up to 5, one on
+numbers up to 9, then two and three chained ones (`LEVELS`).
 
 Row `i` is a pure function of `i` (its own seeded `random.Random`), so the source needs no data file,
-is identical on every machine and never changes under a run that resumes. Levels cycle with the index
-(`steps = 1 + i % MAX_STEPS`), so any prefix (`--limit 16`) holds every level in equal parts.
+is identical on every machine and never changes under a run that resumes. Levels cycle with the index,
+so any prefix (`--limit 16`) holds every level in equal parts.
 
     Mia has 3 apples. She buys 4 more apples. She gives 2 apples to a friend.
-    How many apples does Mia have now?          -> answer "5", metadata {"steps": 2}
+    How many apples does Mia have now?          -> answer "5", metadata {"level": 3, "steps": 2}
 
     >>> from sgpo_curate.sources import load_queries
     >>> queries, _ = load_queries("arithmetic", limit=4)
-    >>> [q.metadata["steps"] for q in queries]
-    [1, 2, 3, 4]
+    >>> [(q.metadata["level"], q.metadata["steps"]) for q in queries]
+    [(1, 1), (2, 1), (3, 2), (4, 3)]
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from sgpo_curate.sources import Source, register_source, require_text
 
 NAME = "arithmetic"
 NUM_ROWS = 1000
-MAX_STEPS = 4
-MAX_OPERAND = 9
+# (steps, largest number) per level, easiest first; row i has level 1 + i % len(LEVELS).
+LEVELS = ((1, 5), (1, 9), (2, 9), (3, 9))
 
 PEOPLE = (
     ("Mia", "She"),
@@ -59,34 +60,41 @@ SUBTRACT = (
 )
 
 
-def make_problem(index: int, max_steps: int = MAX_STEPS) -> dict[str, Any]:
-    """Row `index` of the source: `question`, `answer`, `steps` and the `equation` that solves it.
+def make_problem(index: int) -> dict[str, Any]:
+    """Row `index` of the source: `question`, `answer`, `level`, `steps` and the `equation` that solves it.
 
     Example:
-        >>> make_problem(0)["steps"], make_problem(5)["steps"]
+        >>> make_problem(0)["steps"], make_problem(6)["steps"]
         (1, 2)
         >>> make_problem(7) == make_problem(7)
         True
     """
     rng = random.Random(f"{NAME}/{index}")
-    steps = 1 + index % max_steps
+    level = 1 + index % len(LEVELS)
+    steps, largest = LEVELS[level - 1]
     name, pronoun = rng.choice(PEOPLE)
     one, many = rng.choice(ITEMS)
-    total = rng.randint(2, MAX_OPERAND)
+    total = rng.randint(2, largest)
     sentences = [f"{name} has {total} {many}."]
     equation = str(total)
     for _ in range(steps):
         # Subtract only what is there, so every intermediate count stays positive.
         if total > 1 and rng.random() < 0.5:
-            n = rng.randint(1, min(total - 1, MAX_OPERAND))
+            n = rng.randint(1, min(total - 1, largest))
             template, total, sign = rng.choice(SUBTRACT), total - n, "-"
         else:
-            n = rng.randint(1, MAX_OPERAND)
+            n = rng.randint(1, largest)
             template, total, sign = rng.choice(ADD), total + n, "+"
         sentences.append(template.format(pronoun=pronoun, n=n, items=one if n == 1 else many))
         equation += f" {sign} {n}"
     sentences.append(f"How many {many} does {name} have now?")
-    return {"question": " ".join(sentences), "answer": str(total), "steps": steps, "equation": equation}
+    return {
+        "question": " ".join(sentences),
+        "answer": str(total),
+        "level": level,
+        "steps": steps,
+        "equation": equation,
+    }
 
 
 def _rows() -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -102,7 +110,12 @@ def _adapt(key: str, row: Mapping[str, Any], prompt: PromptConfig) -> Query:
         domain="math",
         prompt=prompt.messages("math", problem),
         answer=require_text(row, "answer"),
-        metadata={"problem": problem, "steps": row["steps"], "equation": row["equation"]},
+        metadata={
+            "problem": problem,
+            "level": row["level"],
+            "steps": row["steps"],
+            "equation": row["equation"],
+        },
     )
 
 
@@ -112,8 +125,8 @@ ARITHMETIC = register_source(
         domain="math",
         rows=_rows,
         adapt=_adapt,
-        description=f"{NUM_ROWS} generated word problems, 1-{MAX_STEPS} additions/subtractions of numbers up to "
-        f"{MAX_OPERAND} (levels cycle with the index); the quickstart default",
+        description=f"{NUM_ROWS} generated word problems in {len(LEVELS)} levels: one addition or subtraction "
+        "of numbers up to 5, up to 9, then two and three chained (the quickstart default)",
         license="apache-2.0",
         citation="generated by sgpo-curate (sgpo_curate/sources/synthetic.py)",
     )
