@@ -31,10 +31,7 @@ from sgpo_curate.samplers import get_sampler
 from sgpo_curate.sources import load_queries
 from sgpo_curate.verifiers.math import MathVerifier, solution_text
 
-ONE_STEP_EXAMPLE = (
-    "Ben has 2 pencils. He finds 3 more pencils. How many pencils does Ben have now?",
-    "Ben starts with 2 pencils. He finds 3 more: 2 + 3 = 5. The final answer is \\boxed{5}.",
-)
+ONE_STEP_EXAMPLE = pipeline.QUICKSTART_EXAMPLE
 
 TWO_STEP_EXAMPLE = (
     "Ben has 2 pencils. He finds 3 more pencils. He gives 1 pencil to a friend. How many pencils does Ben have now?",
@@ -49,52 +46,51 @@ class Candidate:
     dataset: str
     prompt: PromptConfig
     note: str
-    temperature: float = pipeline.DEFAULT_SAMPLING.temperature
+    temperature: float
     top_p: float = pipeline.DEFAULT_SAMPLING.top_p
 
 
+T = pipeline.DEFAULT_SAMPLING.temperature
 CANDIDATES = (
-    Candidate("quickstart", pipeline.DEFAULT_DATASET, pipeline.QUICKSTART_PROMPT, "the shipped default"),
-    Candidate(
-        "arith-zero-shot",
-        "arithmetic",
-        PromptConfig(),
-        "default instruction (reason step by step, \\boxed{}), no example",
-        temperature=0.7,
-    ),
+    Candidate("quickstart", pipeline.DEFAULT_DATASET, pipeline.QUICKSTART_PROMPT, "the shipped default", T),
     *(
         Candidate(
-            f"arith-{name}-t{t}",
+            f"arith-one-step-example-t{t}",
             "arithmetic",
-            PromptConfig(math_examples=(example,)),
-            f"default instruction after a {name.replace('-', ' ')}",
+            PromptConfig(math_examples=(ONE_STEP_EXAMPLE,)),
+            "the shipped prompt, another temperature" + (" (TRL's default)" if t == 1.0 else ""),
             temperature=t,
         )
-        for name, example, temperatures in (
-            ("one-step-example", ONE_STEP_EXAMPLE, (0.5, 0.7, 1.0)),
-            ("two-step-example", TWO_STEP_EXAMPLE, (0.5, 0.7, 1.0)),
-        )
-        for t in temperatures
+        for t in (0.7, 1.0)
+    ),
+    Candidate("arith-zero-shot", "arithmetic", PromptConfig(), "default instruction, no example", T),
+    Candidate(
+        "arith-two-step-example",
+        "arithmetic",
+        PromptConfig(math_examples=(TWO_STEP_EXAMPLE,)),
+        "default instruction after a two-step worked example",
+        T,
     ),
     Candidate(
         "arith-terse-example",
         "arithmetic",
         PromptConfig(math_examples=((TWO_STEP_EXAMPLE[0], TERSE_ANSWER),)),
         "default instruction after a two-step example answered with one equation",
-        temperature=0.7,
+        T,
     ),
     Candidate(
         "arith-example-no-instruction",
         "arithmetic",
         PromptConfig(math_instruction="{problem}", math_examples=(TWO_STEP_EXAMPLE,)),
         "a two-step example, the bare problem as the user message",
-        temperature=0.7,
+        T,
     ),
     Candidate(
         "mawps-with-shipped-prompt",
         "mawps-singleop",
         pipeline.QUICKSTART_PROMPT,
         "MAWPS single-op, the shipped prompt and sampling",
+        T,
     ),
     Candidate(
         "mawps-zero-shot-t1.0",
@@ -103,6 +99,16 @@ CANDIDATES = (
         "the previous quickstart: MAWPS single-op, default instruction",
         temperature=1.0,
     ),
+)
+# What a plain run measures (the rest with --only NAME ...): ~1 hour on a busy 2-core machine.
+DEFAULT_RUN = (
+    "quickstart",
+    "arith-one-step-example-t0.7",
+    "arith-one-step-example-t1.0",
+    "arith-zero-shot",
+    "arith-two-step-example",
+    "mawps-with-shipped-prompt",
+    "mawps-zero-shot-t1.0",
 )
 
 
@@ -167,7 +173,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=pipeline.DEFAULT_LIMIT)
     parser.add_argument("--k", type=int, default=pipeline.DEFAULT_SAMPLING.k)
     parser.add_argument("--max-new-tokens", type=int, default=pipeline.DEFAULT_SAMPLING.max_new_tokens)
-    parser.add_argument("--only", nargs="*", help="Candidate names to run (default: all).")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=DEFAULT_RUN,
+        help=f"Candidate names to run; all: {', '.join(c.name for c in CANDIDATES)}.",
+    )
     args = parser.parse_args()
 
     import torch
@@ -179,7 +190,7 @@ def main() -> None:
     results = []
     try:
         for candidate in CANDIDATES:
-            if args.only and candidate.name not in args.only:
+            if candidate.name not in args.only:
                 continue
             results.append(measure(candidate, sampler, sampling, args.queries, verifiers))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "per_query"}), flush=True)

@@ -15,15 +15,15 @@ from sgpo_curate.config import ProfileConfig, PromptConfig, SamplingConfig
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_DATASET = "arithmetic"
+# Chosen by measurement (benchmarks/bench_quickstart_prompts.py): SmolLM2-135M-Instruct follows this worked
+# example's format, and at temperature 0.5 its pass rates spread across (0, 1) under the strict reward.
 QUICKSTART_EXAMPLE = (
-    "Ben has 2 pencils. He finds 3 more pencils. He gives 1 pencil to a friend. "
-    "How many pencils does Ben have now?",
-    "Ben starts with 2 pencils. He finds 3 more: 2 + 3 = 5. He gives 1 away: 5 - 1 = 4. "
-    "The final answer is \\boxed{4}.",
+    "Ben has 2 pencils. He finds 3 more pencils. How many pencils does Ben have now?",
+    "Ben starts with 2 pencils. He finds 3 more: 2 + 3 = 5. The final answer is \\boxed{5}.",
 )
 QUICKSTART_PROMPT = PromptConfig(math_examples=(QUICKSTART_EXAMPLE,))
-DEFAULT_LIMIT = 16
-DEFAULT_SAMPLING = SamplingConfig(k=4, max_new_tokens=128, batch_queries=8)
+DEFAULT_LIMIT = 32
+DEFAULT_SAMPLING = SamplingConfig(k=4, max_new_tokens=128, temperature=0.5, batch_queries=8)
 
 
 @dataclass
