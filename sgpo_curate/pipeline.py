@@ -2,8 +2,12 @@
 (parquet + card + plots) locally and, when asked, publish it to the Hub.
 
 `sgpo-curate quickstart` runs this on an embedded default that needs no network: the bundled
-SmolLM2-135M-Instruct on 16 MAWPS single-operation problems (k=4). GSM8K would show nothing: planning
-measured 0 of 12 GSM8K questions solved by this model, while MAWPS single-op problems spread from 0 up.
+SmolLM2-135M-Instruct on 32 generated arithmetic word problems in graded levels (`sources/synthetic.py`),
+k=4 at temperature 0.5, each problem after one worked example that ends in "The final answer is
+\\boxed{5}.", scored by the strict math reward (TRL's `accuracy_reward`). Why not a real benchmark: under
+that reward this model solves almost nothing on MAWPS single-op or GSM8K, and a demo of difficulty-aware
+curation needs a spread of pass rates. `benchmarks/bench_quickstart_prompts.py` measured the candidates
+and keeps the numbers; `--dataset mawps-singleop` (or any source) is one flag away.
 """
 
 from __future__ import annotations
