@@ -194,9 +194,13 @@ def main() -> None:
                 continue
             results.append(measure(candidate, sampler, sampling, args.queries, verifiers))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "per_query"}), flush=True)
+            write_results(results, args)  # after every candidate: an hour-long run keeps what it measured
     finally:
         for verifier in verifiers.values():
             verifier.close()
+
+
+def write_results(results: list[dict], args: argparse.Namespace) -> None:
     (RESULTS / "quickstart_prompts.json").write_text(json.dumps(results, indent=1) + "\n")
     rows = [
         [
@@ -232,6 +236,7 @@ def main() -> None:
         rows,
         notes="strict = our default reward (TRL's accuracy_reward extraction); TRL = "
         "`trl.rewards.accuracy_reward` on the published `solution` text; lenient = any last number. "
+        "Seconds are wall time on a shared machine (other jobs ran too). "
         "Per-query counts: `benchmarks/results/quickstart_prompts.json`.",
     )
 
