@@ -360,11 +360,12 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
         help="The whole job on an embedded default: profile, curate, write the dataset locally.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"""By default: the bundled {pipeline.DEFAULT_MODEL} on the first {pipeline.DEFAULT_LIMIT} \
-{pipeline.DEFAULT_DATASET} problems (generated word problems, 1-4 steps), k={pipeline.DEFAULT_SAMPLING.k}, a worked \
-example before each problem, strict rewards (TRL's accuracy_reward); no network needed.
+{pipeline.DEFAULT_DATASET} problems (generated word problems, 1-3 steps), k={pipeline.DEFAULT_SAMPLING.k} at \
+temperature {pipeline.DEFAULT_SAMPLING.temperature:g}, a worked example before each problem, strict rewards (TRL's \
+accuracy_reward); no network needed.
 examples:
   sgpo-curate quickstart
-  sgpo-curate quickstart --out runs/qs --limit 32 --k 8
+  sgpo-curate quickstart --out runs/qs --limit 64 --k 8
   sgpo-curate quickstart --dataset mawps-singleop --out runs/mawps   # a real benchmark instead
   sgpo-curate quickstart --push-to-hub me/arithmetic-sgpo   # needs HF_TOKEN or `hf auth login`""",
     )
