@@ -412,6 +412,7 @@ def _run_quickstart(args: argparse.Namespace) -> int:
             f"{exc} (the dataset is written locally under {args.out}; rerun to publish)"
         ) from None
     _out(result.profile_summary.format())
+    _out(result.reward_line())
     _report_curation(result.curation, result.files, config)
     if result.published is not None:
         _out(f"published: {result.published}")

@@ -38,6 +38,22 @@ class PipelineResult:
     curation: object
     files: object
     published: object | None = None
+    run_info: dict | None = None
+
+    def reward_line(self) -> str:
+        """Which reward produced the pass rates (the card says it too)."""
+        run = self.run_info or {}
+        settings = ", ".join(f"{k}={v}" for k, v in sorted((run.get("verifier_settings") or {}).items()))
+        strict = run.get("verifier") == "math" and "extraction=strict" in settings
+        return (
+            f"reward: verifier {run.get('verifier')!r}"
+            + (f" ({settings})" if settings else "")
+            + (
+                ", the same verdicts as trl.rewards.accuracy_reward on the `solution` column"
+                if strict
+                else ""
+            )
+        )
 
 
 def run_pipeline(
@@ -87,10 +103,11 @@ def run_pipeline(
     )
     profiles = load_profiles(profile_dir)
     result = curate(profiles, curate_config)
-    files = write_curated(result, out_dir / "dataset", load_run_info(profile_dir), profiles=profiles)
+    run_info = load_run_info(profile_dir)
+    files = write_curated(result, out_dir / "dataset", run_info, profiles=profiles)
     published = None
     if push_to_hub:
         from sgpo_curate.hub import publish
 
         published = publish(out_dir / "dataset", push_to_hub, config_name=result.config_name)
-    return PipelineResult(summary, result, files, published)
+    return PipelineResult(summary, result, files, published, run_info)
