@@ -3,6 +3,7 @@ tiny model, real GSM8K rows, real math-verify. What it must keep: the local engi
 one profile per query after a crash or a killed worker, and no Ray anywhere near the local engine."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,43 +70,56 @@ def run(queries, sampler, verifier, out_dir, engine="local"):
     )
 
 
+def cli_args(model: str, out: Path, *extra: str) -> list[str]:
+    args = ["profile", "--model", model, "--dataset", "gsm8k", "--limit", "7", "--k", "3", "--seed", "1"]
+    return [
+        *args,
+        "--max-new-tokens",
+        "12",
+        "--batch-queries",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
 @pytest.fixture(scope="module")
-def local_run(queries, verifier, tiny_model_dir, tmp_path_factory):
-    """The reference: the local engine on the same queries, model, seed and settings."""
+def local_run(tiny_model_dir, tmp_path_factory) -> Path:
+    """The reference: the local engine on the same queries (`SAMPLING`), model, seed and settings."""
     out = tmp_path_factory.mktemp("local")
-    summary = run(queries, get_sampler("transformers", tiny_model_dir), verifier, out)
-    return out, summary
+    assert main(cli_args(tiny_model_dir, out, "--engine", "local", "--verifier-workers", "1")) == 0
+    return out
 
 
-def test_ray_gives_exactly_the_local_profiles(queries, verifier, local_run, tiny_model_dir, tmp_path):
-    local_dir, local_summary = local_run
-    summary = run(queries, SamplerSpec("transformers", tiny_model_dir), verifier, tmp_path, engine="ray")
-    assert rows(tmp_path) == rows(local_dir)
-    assert (summary.queries, summary.samples, summary.completion_tokens, summary.flops) == (
-        local_summary.queries,
-        local_summary.samples,
-        local_summary.completion_tokens,
-        local_summary.flops,
-    )
-    local_info, ray_info = load_run_info(local_dir), load_run_info(tmp_path)
-    assert {k: v for k, v in ray_info.items() if k != "date"} == {
-        k: v for k, v in local_info.items() if k != "date"
-    }
+def test_ray_gives_exactly_the_local_profiles(local_run, tiny_model_dir, tmp_path, capsys):
+    """`sgpo-curate profile --engine ray` on the local cluster: the same parquet rows, run.json and summary."""
+    capsys.readouterr()
+    assert main(cli_args(tiny_model_dir, tmp_path, "--engine", "ray")) == 0
+    assert rows(tmp_path) == rows(local_run)
+    assert undated(load_run_info(tmp_path)) == undated(load_run_info(local_run))
+    summary = capsys.readouterr().out.splitlines()
+    assert summary[0] == "profiled 7 queries (0 from earlier runs), 21 samples"
+    assert "estimated FLOPs" in summary[1]
+
+
+def undated(info: dict) -> dict:
+    return {key: value for key, value in info.items() if key != "date"}
 
 
 def test_ray_resumes_a_crashed_run_and_writes_each_query_once(
     queries, verifier, local_run, tiny_model_dir, tmp_path
 ):
     """What a crash leaves (finished parts, one in the middle missing, no merge) is resumed by Ray."""
-    local_dir, _ = local_run
-    subprocess.run(["cp", "-r", str(local_dir) + "/.", str(tmp_path)], check=True)
+    shutil.copytree(local_run, tmp_path, dirs_exist_ok=True)
     for name in (f"{SHARD}/part-000001.parquet", f"{SHARD}/DONE.json", "profiles.parquet"):
         (tmp_path / name).unlink()
     summary = run(queries, SamplerSpec("transformers", tiny_model_dir), verifier, tmp_path, engine="ray")
     assert summary.resumed_queries == 5 and summary.queries == 7
     resumed = rows(tmp_path)
     assert len({r["id"] for r in resumed}) == len(resumed) == 7
-    assert resumed == rows(local_dir)
+    assert resumed == rows(local_run)
 
 
 def test_a_worker_killed_mid_chunk_is_restarted_and_its_chunk_retried(
@@ -128,7 +142,7 @@ def test_a_worker_killed_mid_chunk_is_restarted_and_its_chunk_retried(
     killer.join(timeout=5)
     assert len(killed) == 1 and killed[0] != os.getpid(), "the worker should have been killed mid-chunk"
     assert summary.queries == 7
-    assert rows(tmp_path / "out") == rows(local_run[0])
+    assert rows(tmp_path / "out") == rows(local_run)
 
 
 def kill_when_stalled(pid_file: Path, killed: list[int]) -> None:
@@ -139,14 +153,6 @@ def kill_when_stalled(pid_file: Path, killed: list[int]) -> None:
         pid = int(pid_file.read_text())
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
-
-
-def test_cli_engine_ray_matches_the_local_run(local_run, tiny_model_dir, tmp_path, capsys):
-    args = ["profile", "--model", tiny_model_dir, "--dataset", "gsm8k", "--limit", "7", "--k", "3"]
-    args += ["--max-new-tokens", "12", "--batch-queries", "2", "--seed", "1", "--no-progress"]
-    assert main([*args, "--out", str(tmp_path), "--engine", "ray"]) == 0
-    assert rows(tmp_path) == rows(local_run[0])
-    assert "profiled 7 queries" in capsys.readouterr().out
 
 
 def test_cli_ray_address_needs_the_ray_engine(tiny_model_dir, tmp_path, capsys):
