@@ -34,7 +34,9 @@ from sgpo_curate.sources import load_queries
 from sgpo_curate.verifiers.math import MathVerifier
 
 # Inputs of the plan, with where they come from.
-GPU_TOKENS_PER_S = 12_500  # Llama-3.1-8B BF16, one H100, vLLM offline batch: third-party published figure
+# Llama-3.1-8B BF16 on one H100 80GB under vLLM (FlashInfer, 0.8 GPU memory utilisation): ~12,500 output
+# tokens/s, a third-party figure collected at morphllm.com/vllm-benchmarks. Not measured here.
+GPU_TOKENS_PER_S = 12_500
 MATH_CHECKS_PER_CORE = 180  # DESIGN.md, distinct math-verify checks/s per core (the slow end; GSM8K: ~1000)
 CODE_RUNS_PER_CORE = 43  # benchmarks/results/sandbox.md, full isolation, 1 worker
 GPU_COUNTS = (1, 8, 64, 256)
@@ -256,8 +258,9 @@ def plan_text(args, chunk_overhead_s: float) -> str:
     lines += [
         "",
         f"Inputs: {args.gpu_tokens_per_s:,.0f} generated tokens/s per GPU (not measured here: a published "
-        "third-party figure for Llama-3.1-8B BF16 on one H100 under vLLM; pass `--gpu-tokens-per-s` for "
-        f"your model), {MATH_CHECKS_PER_CORE} math-verify checks/s per core (DESIGN.md, the slow end; GSM8K "
+        "third-party figure for Llama-3.1-8B BF16 on one H100 under vLLM, collected at "
+        "morphllm.com/vllm-benchmarks; pass `--gpu-tokens-per-s` for your model and GPU), "
+        f"{MATH_CHECKS_PER_CORE} math-verify checks/s per core (DESIGN.md, the slow end; GSM8K "
         f"answers ran ~1000/s in verify.md), {CODE_RUNS_PER_CORE} sandboxed executions/s per core "
         "(sandbox.md). Prompt prefill is left out (vLLM shares it across the k samples of a query).",
         f"What Ray adds: {chunks:,} chunks of {args.plan_batch_queries} queries each take "

@@ -38,11 +38,14 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from itertools import islice
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sgpo_curate.config import ProfileConfig, SamplingConfig
 from sgpo_curate.records import Query, QueryProfile
 from sgpo_curate.registry import ENGINES
+
+if TYPE_CHECKING:
+    from sgpo_curate.samplers import Samples
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +216,7 @@ class ChunkResult:
 
     index: int
     queries: tuple[Query, ...]
-    samples: tuple
+    samples: tuple[Samples, ...]
     rewards: tuple[float | None, ...]
 
 
