@@ -148,7 +148,14 @@ class RayEngine:
         """Join the cluster (or start a local one); True when this call started Ray."""
         if ray.is_initialized():
             return False
-        ray.init(address=self.address)
+        try:
+            ray.init(address=self.address)
+        except ConnectionError as exc:  # `auto` with no cluster running: a bad address, not a crash
+            raise ValueError(
+                f"no Ray cluster at --ray-address {self.address!r} ({exc}); start one with `ray start --head` "
+                "(and `ray start --address HEAD_IP:6379` on the other nodes), or leave --ray-address out "
+                "to start a local instance"
+            ) from exc
         return True
 
     def _results(self, ray, chunks, sampler: SamplerSpec, verifier, sampling) -> Iterator[ChunkResult]:
