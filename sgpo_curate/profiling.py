@@ -81,7 +81,8 @@ class ProfileSummary:
 
     @property
     def generation_tokens(self) -> int:
-        """Tokens the model processed: every prompt once per sample, plus every generated token."""
+        """Tokens the model processed: every prompt once per query (the sampler encodes it once and shares it
+        among the k samples), plus every generated token."""
         return self.prompt_tokens + self.completion_tokens
 
     @property
@@ -489,9 +490,7 @@ def summarize(
         summary.samples += sum(table["num_samples"]) + sum(table["num_unverifiable"])
         summary.unverifiable_samples += sum(table["num_unverifiable"])
         summary.completion_tokens += sum(sum(tokens) for tokens in table["completion_tokens"])
-        summary.prompt_tokens += sum(
-            p * len(t) for p, t in zip(table["prompt_tokens"], table["completion_tokens"], strict=True)
-        )
+        summary.prompt_tokens += sum(table["prompt_tokens"])
         pass_rates.extend(table["pass_rate"])
     summary.histogram = pass_rate_histogram(pass_rates)
     return summary
