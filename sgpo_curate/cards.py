@@ -324,9 +324,12 @@ def _training_example(summary: Mapping[str, Any]) -> dict[str, Any]:
     arguments += [f"{key}={_python_literal(value)}" for key, value in sorted(settings.items())]
     g_max = max((int(g) for g in summary["group_size_counts"]), default=16)
     sampling = run.get("sampling") or {}
+    profiled = run.get("model") or summary["model"]
+    loadable = run.get("model_hub_id") or profiled
     return {
         # A bundled alias (`smollm2-135m-instruct`) is no Hub id: use the upstream repo it was made from.
-        "model": run.get("model_hub_id") or run.get("model") or summary["model"],
+        "model": loadable,
+        "model_note": "the profiled model" if loadable == profiled else f"upstream of the profiled {profiled}",
         "verifier": f"get_verifier({', '.join(arguments)})",
         "g_max": g_max,
         # TRL's default num_generations (8) must divide the generation batch, and every group must fit in it.
