@@ -45,10 +45,24 @@ TAMPER_EVENTS = frozenset(
         "sys.remote_exec",
         "sys.addaudithook",
         "cpython.remote_debugger_script",
+        "cpython.PyInterpreterState_New",  # a subinterpreter would start without this hook
     }
 )
-# Modules that give raw memory access (or test hooks into the interpreter's internals).
-TAMPER_MODULES = ("ctypes", "_ctypes", "_testcapi", "_testinternalcapi", "_testbuffer", "_testmultiphase")
+# Modules that give raw memory access, test hooks into the interpreter's internals, or
+# subinterpreters (which start without the audit hook). Checked on the `import` audit event, which
+# also fires when an extension is loaded through its loader directly (the name must match the file).
+TAMPER_MODULES = (
+    "ctypes",
+    "_ctypes",
+    "_test",
+    "_xxtestfuzz",
+    "_xxsubinterpreters",
+    "_xxinterpchannels",
+    "_interpreters",
+    "_interpchannels",
+    "_interpqueues",
+    "concurrent.interpreters",
+)
 # Ways to start another interpreter that has no audit hook: refused by seccomp where it is installed,
 # a tamper report where it is not.
 EXEC_EVENTS = frozenset({"os.exec", "os.posix_spawn", "os.spawn", "os.system", "subprocess.Popen"})
@@ -226,7 +240,10 @@ def _build_view(config: dict) -> None:
     binds = _view_binds(spec["site_packages"])
     root = _mountpoint(binds)
     _mount(libc, ctypes, None, "/", None, MS_REC | MS_PRIVATE)
-    _mount(libc, ctypes, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['size_mb']}m,mode=755")
+    # noexec: a native extension the program writes (to /tmp, /work) cannot be loaded, so native
+    # code only ever comes from the read-only system directories.
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    _mount(libc, ctypes, "tmpfs", root, "tmpfs", flags, f"size={spec['size_mb']}m,mode=755")
     for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         host = "/" + top
         if os.path.islink(host):

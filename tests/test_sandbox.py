@@ -228,6 +228,20 @@ def forgeries() -> dict[str, str]:
         "audit_hook": "import sys\nsys.addaudithook(lambda event, args: None)\n" + TESTS_FAIL,
         "ctypes_memory": ("import ctypes\nprint(ctypes.string_at(id(b'x'), 64))\n") + TESTS_FAIL,
         "test_capi": "import _testcapi\n" + TESTS_FAIL,
+        "subinterpreter": "import _xxsubinterpreters as interpreters\ninterpreters.create()\n" + TESTS_FAIL,
+        # Native code the program brings itself: a copy of a stdlib extension in a writable folder.
+        "native_extension": (
+            "import glob, importlib.machinery, importlib.util, os, shutil, sys\n"
+            "for path in glob.glob(os.path.join(sys.base_prefix, 'lib', 'python3*', 'lib-dynload', '*.so')):\n"
+            "    name = os.path.basename(path).split('.')[0]\n"
+            "    if name not in sys.modules and not name.startswith(('_test', '_ctypes', '_xx')):\n"
+            "        break\n"
+            "copy = os.path.join(os.getcwd(), os.path.basename(path))\nshutil.copy(path, copy)\n"
+            "loader = importlib.machinery.ExtensionFileLoader(name, copy)\n"
+            "loader.create_module(importlib.util.spec_from_loader(name, loader))\n"
+            "print('loaded', name)\n"
+        )
+        + TESTS_FAIL,
         "exec_fresh_interpreter": (
             "import subprocess, sys\n"
             "subprocess.run([sys.executable, '-c', 'import os; os.write(3, b\"pass\")'], check=True)\n"
@@ -400,6 +414,7 @@ def test_frame_walk_finds_no_secret(plain):
         ("audit_hook", "sys.addaudithook"),
         ("ctypes_memory", "import ctypes"),
         ("test_capi", "import _testcapi"),
+        ("subinterpreter", "import _xxsubinterpreters"),
     ],
 )
 def test_reaching_for_interpreter_memory_is_tampering(plain, name, event):
@@ -426,6 +441,16 @@ def test_proc_self_is_out_of_reach(plain):
         else:
             assert verdict.status == "tampered", verdict
             assert "/proc/" in verdict.reason
+
+
+def test_native_code_from_a_writable_folder_is_refused(plain):
+    needs(
+        plain["isolation"].filesystem_isolated,
+        "no mount namespace here (writable host folders may allow exec)",
+    )
+    verdict = plain["verdicts"]["native_extension"]
+    assert verdict.status == "failed", verdict
+    assert "ImportError" in verdict.reason and "loaded" not in verdict.stdout  # noexec tmpfs
 
 
 def test_exec_of_a_fresh_interpreter_is_refused(plain):
