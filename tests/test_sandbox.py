@@ -34,18 +34,19 @@ CONFIG = SandboxConfig(timeout_s=2.5, workers=2, memory_mb=512, max_output_bytes
 ROOT_TOOLS = os.geteuid() == 0 and bool(shutil.which("unshare"))
 TESTS_FAIL = "\nassert 1 == 2, 'the tests'\n"
 
-# Writes `pass:<guess>` (and other harness-like lines) to every descriptor; the guesses come from
-# whatever the attack found. Shared by the forgery programs below.
+# Writes `pass:<best guess>` to every descriptor: the first value found that looks like a nonce (32
+# hex digits), else zeros. One line only: a wrong marker on the harness's pipe is already tampering,
+# so an attacker gets one try. Shared by the forgery programs below.
 SPRAY = """
-import os
+import os, re
 def spray(guesses):
-    lines = [b"pass:" + g + b"\\n" for g in guesses] + [b"pass:" + b"0" * 32 + b"\\n", b"pass\\n"]
+    found = [g for g in guesses if re.fullmatch(rb"[0-9a-f]{32}", g)]
+    line = b"pass:" + (found or [b"0" * 32])[0] + b"\\n"
     for fd in range(3, 256):
-        for line in lines:
-            try:
-                os.write(fd, line)
-            except OSError:
-                break
+        try:
+            os.write(fd, line)
+        except OSError:
+            pass
 """
 
 
@@ -113,13 +114,6 @@ def forgeries() -> dict[str, str]:
             "    for value in list(f.f_locals.values()) + list(f.f_globals.values()):\n"
             "        if isinstance(value, (str, bytes)) and len(value) in (32, 64):\n"
             "            guesses.append(value.encode() if isinstance(value, str) else value)\n"
-            "    for name in ('report', 'write', '_line'):\n"
-            "        if callable(f.f_locals.get(name)):\n"
-            "            for fd in range(3, 64):\n"
-            "                try:\n"
-            "                    f.f_locals[name](fd, b'pass:' + (guesses or [b'0' * 32])[0])\n"
-            "                except Exception:\n"
-            "                    pass\n"
             "    f = f.f_back\n"
             "spray(guesses)\n"
             "os._exit(0)\n"
