@@ -659,7 +659,10 @@ class _Server:
         try:
             op, *operands = self.unpickler(io.BytesIO(request)).load()
             reply = ["ok", encode(self.perform(op, operands), self.handles)]
-            return json.dumps(reply, separators=(",", ":")).encode()
+            payload = json.dumps(reply, separators=(",", ":")).encode()
+            if len(payload) > MAX_FRAME:
+                raise ValueError(f"the answer is too large to send ({len(payload)} bytes)")
+            return payload
         except StopIteration:
             return b'["stop"]'
         except BaseException as error:  # noqa: BLE001 - everything the program raises goes back as data
