@@ -915,8 +915,15 @@ class _Channel:
     """The judge's end: one request, one reply; replies are decoded into exact builtin types."""
 
     def __init__(self, requests: int, replies: int):
+        import pickle
+
+        class Pickler(pickle.Pickler):
+            def persistent_id(self, obj):  # a Remote travels as its handle
+                return obj._ref if type(obj) is Remote else None
+
         self.requests, self.replies = requests, replies
         self.broken: BaseException | None = None  # the first ProgramEnded / MalformedReply, kept
+        self._pickler = Pickler
 
     def _fail(self, error: BaseException) -> BaseException:
         if self.broken is None:
@@ -928,10 +935,8 @@ class _Channel:
         import pickle
 
         buffer = io.BytesIO()
-        pickler = pickle.Pickler(buffer, protocol=4)
-        pickler.persistent_id = lambda obj: obj._ref if type(obj) is Remote else None
         try:
-            pickler.dump((op, *operands))
+            self._pickler(buffer, protocol=4).dump((op, *operands))
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise TypeError(f"cannot pass this value to the program: {exc}") from None
         if self.broken is not None:
