@@ -719,6 +719,16 @@ def test_judged_writes_to_the_pipes_are_tampering(judged):
     assert judged["verdicts"]["gc_in_call"].status == "tampered"
 
 
+def test_judged_tests_that_swallow_errors_do_not_pass_a_dead_program(sandbox):
+    # Tests that expect errors (`except:`) would swallow the judge's "program ended" error too; the
+    # judge remembers that its channel broke, and a broken channel never passes.
+    tests = Tests("for x in range(3):\n    try:\n        add(x, 1)\n    except:\n        pass\n")
+    dies, raises = "import os\ndef add(a, b):\n    os._exit(0)\n", "def add(a, b):\n    raise ValueError(a)\n"
+    died, raised = sandbox.run_many([dies, raises], tests=[tests, tests])
+    assert died.status == "failed" and "process ended" in died.reason
+    assert raised.status == "passed"  # the control: an exception the tests expect is fine
+
+
 def test_judged_program_cannot_see_the_tests(judged):
     verdict = judged["verdicts"]["peek_at_the_tests"]
     assert verdict.status == "failed"
