@@ -129,8 +129,8 @@ def main() -> None:
         import resource  # noqa: F401
 
         if config["mode"] == "judged":
-            import json  # noqa: F401 - both processes need these: loaded once, shared by the fork
-            import pickle  # noqa: F401
+            import _json  # noqa: F401 - both processes need these: loaded once, shared by the fork
+            import _pickle  # noqa: F401 - (the C modules: `json` and `pickle` would import `re`)
 
         if config["filesystem"]:
             _build_view(config)
@@ -639,13 +639,13 @@ class _Server:
     """Performs one operation of the judge on the program's module or on an object it returned."""
 
     def __init__(self, module):
-        import pickle
+        import _pickle
 
         self.module = module
         self.handles: list = []
         handles = self.handles
 
-        class Unpickler(pickle.Unpickler):
+        class Unpickler(_pickle.Unpickler):
             def persistent_load(self, pid):
                 return handles[pid]
 
@@ -654,19 +654,18 @@ class _Server:
     def answer(self, request: bytes) -> bytes:
         """The reply to one pickled request, as JSON bytes."""
         import io
-        import json
 
         try:
             op, *operands = self.unpickler(io.BytesIO(request)).load()
             reply = ["ok", encode(self.perform(op, operands), self.handles)]
-            payload = json.dumps(reply, separators=(",", ":")).encode()
+            payload = to_json(reply).encode()
             if len(payload) > MAX_FRAME:
                 raise ValueError(f"the answer is too large to send ({len(payload)} bytes)")
             return payload
         except StopIteration:
             return b'["stop"]'
         except BaseException as error:  # noqa: BLE001 - everything the program raises goes back as data
-            return json.dumps(["raise", type(error).__name__, _describe(error)]).encode()
+            return to_json(["raise", type(error).__name__, _describe(error)]).encode()
 
     def perform(self, op: str, operands: list):
         if op == "get":
@@ -847,10 +846,63 @@ def _decode_scalar(tag: str, rest: list):
     raise MalformedReply(f"bad {tag!r} value")
 
 
-def _send(fd: int, message) -> None:
-    import json
+def to_json(value) -> str:
+    """JSON text of `encode`'s output (lists, str, int, float, bool, None), written with the `_json`
+    C helpers only: importing `json` would import `re`, a few milliseconds per program."""
+    import _json
 
-    payload = message if isinstance(message, bytes) else json.dumps(message, separators=(",", ":")).encode()
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    kind = type(value)
+    if kind is str:
+        return _json.encode_basestring_ascii(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
+    if kind is list:
+        return "[" + ",".join(to_json(item) for item in value) + "]"
+    raise TypeError(f"not part of an encoded value: {kind.__name__}")
+
+
+def from_json(text: str):
+    """The value of one JSON text, read by the `_json` C scanner (no `re`); MalformedReply if it is
+    not exactly one value."""
+    import _json
+
+    scanner = _json.make_scanner(_ScanContext())
+    try:
+        value, end = scanner(text, 0)
+    except (StopIteration, ValueError, RecursionError) as exc:
+        raise MalformedReply(f"not JSON: {exc}") from None
+    if end != len(text):
+        raise MalformedReply("trailing data after the reply")
+    return value
+
+
+class _ScanContext:
+    """What `_json.make_scanner` reads from a JSONDecoder."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    memo: dict = {}
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
+
+
+def _send(fd: int, message) -> None:
+    payload = message if isinstance(message, bytes) else to_json(message).encode()
     _write_all(fd, len(payload).to_bytes(4, "big") + payload)
 
 
@@ -915,9 +967,9 @@ class _Channel:
     """The judge's end: one request, one reply; replies are decoded into exact builtin types."""
 
     def __init__(self, requests: int, replies: int):
-        import pickle
+        import _pickle
 
-        class Pickler(pickle.Pickler):
+        class Pickler(_pickle.Pickler):
             def persistent_id(self, obj):  # a Remote travels as its handle
                 return obj._ref if type(obj) is Remote else None
 
@@ -931,13 +983,13 @@ class _Channel:
         return error
 
     def ask(self, op: str, *operands):
+        import _pickle
         import io
-        import pickle
 
         buffer = io.BytesIO()
         try:
             self._pickler(buffer, protocol=4).dump((op, *operands))
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        except (_pickle.PicklingError, TypeError, AttributeError) as exc:
             raise TypeError(f"cannot pass this value to the program: {exc}") from None
         if self.broken is not None:
             raise self.broken
@@ -958,8 +1010,6 @@ class _Channel:
         raise self._fail(MalformedReply("bad greeting"))
 
     def _read(self):
-        import json
-
         try:
             frame = _receive(self.replies)
         except EOFError:
@@ -969,8 +1019,8 @@ class _Channel:
         if frame is None:
             raise self._fail(ProgramEnded("the program's process ended before the tests finished"))
         try:
-            return json.loads(frame)
-        except (ValueError, RecursionError) as exc:
+            return from_json(frame.decode("utf-8"))
+        except (MalformedReply, UnicodeDecodeError) as exc:
             raise self._fail(MalformedReply(str(exc))) from None
 
     def _reply(self):
