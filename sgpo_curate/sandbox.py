@@ -33,9 +33,10 @@ the status pipe and ends the process at once, and the verdict is `tampered`.)
    `/proc/self/mem`, `/proc/<pid>/fd`, `/dev/fd` - not in the filesystem view (no `/proc` is
    mounted), and a tamper event where the view is the host's; the program's own source file holds
    no secret (the nonce is not in it; in judged mode neither are the tests).
-2. *Another interpreter without the hook, or a debugger*: `execve`/`execveat`, `ptrace`,
-   `process_vm_readv/writev`, `pidfd_getfd` fail with EPERM (a seccomp filter, inherited by every
-   child); where seccomp is unavailable the exec routes are tamper events.
+2. *Code that runs without the hook*: `execve`/`execveat`, `ptrace`, `process_vm_readv/writev`,
+   `pidfd_getfd` fail with EPERM (a seccomp filter, inherited by every child; where seccomp is
+   unavailable the exec routes are tamper events); subinterpreters - tamper; a native extension the
+   program writes itself cannot be loaded (its writable tmpfs is mounted `noexec`).
 3. *Steering the harness*: `sys.settrace`/`setprofile`/`sys.monitoring` (could jump a frame's line),
    other audit hooks - tamper. Monkeypatching builtins, `AssertionError`, `print`, `sys.excepthook`,
    `sys.stdout`: the harness holds its own references; a judged program's patches stay in its own

@@ -125,8 +125,9 @@ def main() -> None:
     _null_stdin()
     trusted = config["fds"]["trusted"]
     try:
-        import ctypes  # noqa: F401 - loaded once here, before the view hides the host and uids change
-        import resource  # noqa: F401
+        import resource  # noqa: F401 - loaded once here, before the view hides the host and uids change
+
+        _libc()
 
         if config["mode"] == "judged":
             import _json  # noqa: F401 - both processes need these: loaded once, shared by the fork
@@ -216,12 +217,18 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 DEVICES = ("null", "zero", "full", "random", "urandom")
 
 
-def _libc():
-    import ctypes
+_LIBC: list = []
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
-    return libc, ctypes
+
+def _libc():
+    """(libc, ctypes), loaded once per process (the forked processes inherit it)."""
+    if not _LIBC:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+        _LIBC.extend((libc, ctypes))
+    return _LIBC[0], _LIBC[1]
 
 
 def _mount(libc, ctypes, source, target, fstype, flags, data=None) -> None:
@@ -460,6 +467,7 @@ def _install_seccomp() -> bool:
 
 def _forget_ctypes() -> None:
     """The harness is done with ctypes: a program that wants it must import it anew (a tamper report)."""
+    _LIBC.clear()
     for name in list(sys.modules):
         if name == "ctypes" or name.startswith(("ctypes.", "_ctypes")):
             del sys.modules[name]
