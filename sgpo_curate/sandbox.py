@@ -29,7 +29,10 @@ the status pipe and ends the process at once, and the verdict is `tampered`.)
 
 1. *Reading the harness's memory*: frames (`sys._getframe`, tracebacks, generators' frames) show only
    `f_locals`, which hold no secret - allowed; `gc.get_objects/get_referrers/get_referents` (which
-   see value stacks) - tamper; ctypes and the test-only C modules (`_testcapi`, ...) - tamper;
+   see value stacks) - tamper; the test-only C modules (`_testcapi`, ...) - tamper; ctypes - tamper in
+   plain mode (`c_char_p(address).value` reads memory without any audit event), while a judged
+   program may import it (numpy does; its process holds nothing to steal) but not read memory or
+   call foreign functions with it;
    `/proc/self/mem`, `/proc/<pid>/fd`, `/dev/fd` - not in the filesystem view (no `/proc` is
    mounted), and a tamper event where the view is the host's; the program's own source file holds
    no secret (the nonce is not in it; in judged mode neither are the tests).

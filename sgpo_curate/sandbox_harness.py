@@ -329,7 +329,7 @@ def _program_process(config: dict, requests: int, replies: int) -> None:
     _close_fds_except({0, 1, 2, status, fds["nonce"] if plain else -1, requests, replies})
     seccomp = _install_seccomp() if config["seccomp"] else False
     _forget_ctypes()
-    _install_guard(status, proc_visible=config["proc_visible"], exec_blocked=seccomp)
+    _install_guard(status, proc_visible=config["proc_visible"], exec_blocked=seccomp, judged=not plain)
     _set_limits(config["limits"])
     if hasattr(sys, "set_int_max_str_digits"):
         sys.set_int_max_str_digits(0)  # an answer may be a big int; the judge accepts it too
@@ -473,12 +473,24 @@ def _forget_ctypes() -> None:
             del sys.modules[name]
 
 
-def _install_guard(status: int, proc_visible: bool, exec_blocked: bool) -> None:
+# ctypes events that only load libraries and look up symbols (numpy and torch do it at import); what
+# reads or writes memory or calls a foreign function is everything else under "ctypes.".
+CTYPES_LOADING = frozenset({"ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle"})
+
+
+def _install_guard(status: int, proc_visible: bool, exec_blocked: bool, judged: bool) -> None:
     """The audit hook: it holds no secret and never calls the program's code; on an event that reaches
-    for the interpreter's memory it reports tampering and ends the process on the spot."""
+    for the interpreter's memory it reports tampering and ends the process on the spot.
+
+    In judged mode the program's process holds nothing to steal, so importing ctypes (as numpy does)
+    is allowed there and only its memory and call events are reported; in plain mode ctypes is
+    refused outright: `c_char_p(address).value` reads memory without raising any audit event.
+    """
     write, exit_, tamper_events = os.write, os._exit, TAMPER_EVENTS
-    blocked_modules = TAMPER_MODULES + (() if exec_blocked else EXEC_MODULES)
+    blocked_modules = tuple(m for m in TAMPER_MODULES if not (judged and "ctypes" in m))
+    blocked_modules += () if exec_blocked else EXEC_MODULES
     exec_events = frozenset() if exec_blocked else EXEC_EVENTS
+    ctypes_allowed = CTYPES_LOADING if judged else frozenset()
     str_, bytes_ = str, bytes
 
     def tamper(what: str) -> None:
@@ -487,7 +499,9 @@ def _install_guard(status: int, proc_visible: bool, exec_blocked: bool) -> None:
 
     def guard(event, args):
         try:
-            if event in tamper_events or event.startswith("ctypes.") or event in exec_events:
+            if event in tamper_events or event in exec_events:
+                tamper(event)
+            elif event.startswith("ctypes.") and event not in ctypes_allowed:
                 tamper(event)
             elif event == "import":
                 name = args[0]

@@ -627,7 +627,7 @@ ADD_TESTS = Tests("assert add(1, 2) == 3\nassert add(-1, 1) == 0\nassert abs(add
 
 
 def judged_attacks() -> dict[str, str]:
-    """Programs judged by ADD_TESTS: only `correct` may pass."""
+    """Programs judged by ADD_TESTS: only `correct` and `ctypes_import` may pass."""
     return {
         "correct": "def add(a, b):\n    return a + b\n",
         "wrong": "def add(a, b):\n    return a - b\n",
@@ -673,6 +673,9 @@ def judged_attacks() -> dict[str, str]:
         ),
         "opaque_answer": "def add(a, b):\n    return lambda: a + b\n",
         "gc_in_call": "import gc\ndef add(a, b):\n    gc.get_objects()\n    return a + b\n",
+        # Importing ctypes is harmless here (nothing to steal; numpy does it); reading memory is not.
+        "ctypes_import": "import ctypes\ndef add(a, b):\n    return a + b\n",
+        "ctypes_read": "import ctypes\ndef add(a, b):\n    return ctypes.string_at(id(a), 8) and a + b\n",
     }
 
 
@@ -687,7 +690,7 @@ def judged():
 
 def test_judged_only_the_correct_program_passes(judged):
     statuses = {name: v.status for name, v in judged["verdicts"].items()}
-    assert [name for name, status in statuses.items() if status == "passed"] == ["correct"]
+    assert [name for name, status in statuses.items() if status == "passed"] == ["correct", "ctypes_import"]
     assert "error" not in statuses.values(), judged["verdicts"]
     assert judged["verdicts"]["correct"].metadata["judged"] is True
     assert judged["verdicts"]["wrong"].reason == "AssertionError"
@@ -717,6 +720,7 @@ def test_judged_writes_to_the_pipes_are_tampering(judged):
     verdict = judged["verdicts"]["json_on_the_reply_pipe"]
     assert verdict.status == "tampered", verdict
     assert judged["verdicts"]["gc_in_call"].status == "tampered"
+    assert judged["verdicts"]["ctypes_read"].status == "tampered"
 
 
 def test_judged_tests_that_swallow_errors_do_not_pass_a_dead_program(sandbox):
