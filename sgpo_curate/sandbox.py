@@ -36,10 +36,14 @@ the status pipe and ends the process at once, and the verdict is `tampered`.)
    `/proc/self/mem`, `/proc/<pid>/fd`, `/dev/fd` - not in the filesystem view (no `/proc` is
    mounted), and a tamper event where the view is the host's; the program's own source file holds
    no secret (the nonce is not in it; in judged mode neither are the tests).
-2. *Code that runs without the hook*: `execve`/`execveat`, `ptrace`, `process_vm_readv/writev`,
-   `pidfd_getfd` fail with EPERM (a seccomp filter, inherited by every child; where seccomp is
-   unavailable the exec routes are tamper events); subinterpreters - tamper; a native extension the
-   program writes itself cannot be loaded (its writable tmpfs is mounted `noexec`).
+2. *Code that runs without the hook*: the program's interpreter is a fresh exec that never loaded
+   ctypes (the launcher needs it for mounts and seccomp, and a process that ever loaded it keeps its
+   classes reachable through `object.__subclasses__()`). A process the program execs has no audit
+   hook but nothing within reach: its image holds none of the old one's memory, `ptrace`,
+   `process_vm_readv/writev` and `pidfd_getfd` fail with EPERM (a seccomp filter, inherited by every
+   child) and there is no `/proc`; where the host's `/proc` is visible, exec routes are tamper
+   events. Subinterpreters - tamper; a native extension the program writes itself cannot be loaded
+   (its writable tmpfs is mounted `noexec`).
 3. *Steering the harness*: `sys.settrace`/`setprofile`/`sys.monitoring` (could jump a frame's line),
    other audit hooks - tamper. Monkeypatching builtins, `AssertionError`, `print`, `sys.excepthook`,
    `sys.stdout`: the harness holds its own references; a judged program's patches stay in its own
@@ -65,8 +69,8 @@ can answer anything it likes - which is what solving the task means.
 **Isolation** (each feature probed, never assumed; missing ones are warned about once and recorded
 in `Isolation` and in every verdict's metadata):
 
-- *One fresh interpreter per program* (`python -I -S`; a launcher forks the program's and the judge's
-  processes from it, so no second interpreter start is paid).
+- *Fresh interpreters per program* (`python -I -S`): a launcher builds the view, forks the judge,
+  and forks a child that installs seccomp and execs the program's interpreter.
 - *Namespaces* (`unshare`, util-linux): network (only a downed loopback), pid (the launcher is the
   namespace's init: when it exits the kernel kills everything the program left, `setsid()` or not)
   and mount. In the mount namespace the launcher builds a new root on a size-limited tmpfs: the
@@ -729,6 +733,7 @@ def _orders(
         if isolation.filesystem_isolated
         else None,
         "scratch": scratch,
+        "site_packages": config.site_packages,
         "seccomp": True,
         "proc_visible": not isolation.filesystem_isolated,
         "drop_capabilities": isolation.user_namespace,

@@ -7,10 +7,14 @@ be forged. This file holds the parts that run inside, in three roles:
 - `main`, the launcher (the new pid namespace's init when there is one; root there, or a user
   namespace's root): builds the programs' filesystem view, starts the program's process and, when
   there are tests, the judge's, and reports on the trusted pipe how each ended.
-- `_program_process`: drops privileges, sets rlimits, installs the seccomp filter and the audit hook,
-  then runs the program. Plain mode: the pass marker is written by `_run_to_the_end`, whose nonce
-  only ever lives on that frame's value stack. Judged mode: serves the judge's calls to the
-  program's functions (`_serve`), answering in plain data.
+- `_program_process`: in a forked child of the launcher, installs the seccomp filter (and drops
+  capabilities in a user namespace), then *execs a fresh interpreter* for the program
+  (`_program_main`): the launcher loaded ctypes for the mounts and the filter, and a process that
+  has ever loaded ctypes keeps its classes reachable through `object.__subclasses__()`, where
+  `c_char_p(address).value` reads memory without any audit event. The fresh interpreter drops to
+  the slot's uid (which also makes it non-dumpable), sets rlimits, adds the audit hook and runs the
+  program. Plain mode: the pass marker is written by `_run_to_the_end`, whose nonce only ever lives
+  on that frame's value stack. Judged mode: serves the judge's calls (`_run_served`), in plain data.
 - `_judge_process`: runs the tests in its own interpreter, with the program's names bound to
   proxies (`Remote`); decodes every answer into exact builtin types before a test sees it; reports
   pass or fail on the trusted pipe.
@@ -63,17 +67,18 @@ TAMPER_MODULES = (
     "_interpqueues",
     "concurrent.interpreters",
 )
-# Ways to start another interpreter that has no audit hook: refused by seccomp where it is installed,
-# a tamper report where it is not.
+# Ways to start another interpreter that has no audit hook: harmless in our own filesystem view (no
+# /proc, and seccomp denies ptrace), tamper events where the host's /proc is visible (an exec'd
+# process there could open /proc/<pid>/mem of a process of the program).
 EXEC_EVENTS = frozenset({"os.exec", "os.posix_spawn", "os.spawn", "os.system", "subprocess.Popen"})
 EXEC_MODULES = ("_posixsubprocess",)
 
-# Syscalls the program's process may not make (x86_64, aarch64): starting a new image (it would have
-# no audit hook), reading or writing other processes' memory, namespaces and mounts, kernel keyrings,
-# io_uring (opens that bypass the audit hook), module loading. Refused with EPERM.
+# Syscalls the program's process may not make (x86_64, aarch64): reading or writing other processes'
+# memory (so a process without the audit hook - one the program execs - can never reach the one that
+# holds the nonce), namespaces and mounts, kernel keyrings, io_uring, module loading. Refused with
+# EPERM. exec itself stays allowed: the harness execs the program's interpreter after installing the
+# filter, and a new image starts with none of the old one's memory.
 SECCOMP_DENY = {
-    "execve": (59, 221),
-    "execveat": (322, 281),
     "ptrace": (101, 117),
     "process_vm_readv": (310, 270),
     "process_vm_writev": (311, 271),
@@ -128,6 +133,11 @@ def main() -> None:
         import resource  # noqa: F401 - loaded once here, before the view hides the host and uids change
 
         _libc()
+        config["harness_code"] = _harness_code()  # the program's interpreter runs it (see _program_process)
+        # A venv's `python` link may lead outside the view: without site-packages the real binary does.
+        config["interpreter"] = (
+            sys.executable if config["site_packages"] else os.path.realpath(sys.executable)
+        )
 
         if config["mode"] == "judged":
             import _json  # noqa: F401 - both processes need these: loaded once, shared by the fork
@@ -320,29 +330,90 @@ def _make_dev(libc, ctypes, root: str) -> None:
 
 
 def _program_process(config: dict, requests: int, replies: int) -> None:
+    """The forked child: the privileged setup that needs ctypes, then exec of a clean interpreter."""
     fds = config["fds"]
-    status = fds["status"]
     plain = config["mode"] == "plain"
-    _become(config, config["program_uid"])
-    _enter_workdir(config)
-    _write_source(config["program"])
-    _close_fds_except({0, 1, 2, status, fds["nonce"] if plain else -1, requests, replies})
+    if config["drop_capabilities"]:
+        _drop_capabilities()
+    _prctl(38, 1)  # PR_SET_NO_NEW_PRIVS: no exec can gain privileges (and seccomp needs it)
     seccomp = _install_seccomp() if config["seccomp"] else False
-    _forget_ctypes()
-    _install_guard(status, proc_visible=config["proc_visible"], exec_blocked=seccomp, judged=not plain)
-    _set_limits(config["limits"])
+    orders = {
+        key: config[key]
+        for key in ("mode", "program", "module_name", "limits", "program_uid", "filesystem", "scratch")
+    }
+    orders.update(
+        fds={
+            "status": fds["status"],
+            "nonce": fds["nonce"] if plain else -1,
+            "requests": requests,
+            "replies": replies,
+        },
+        guard={"proc_visible": config["proc_visible"], "judged": not plain, "seccomp": seccomp},
+    )
+    handoff = os.memfd_create("sgpo-sandbox-orders", 0)  # no CLOEXEC: the new image reads it
+    _write_all(handoff, marshal.dumps((config["harness_code"], orders)))
+    os.lseek(handoff, 0, os.SEEK_SET)
+    kept = {0, 1, 2, handoff, *orders["fds"].values()}
+    _close_fds_except(kept)
+    for fd in kept - {-1}:
+        os.set_inheritable(fd, True)  # the launcher's own pipes are close-on-exec (PEP 446)
+    python = config["interpreter"]
+    flags = ["-I"] + ([] if config["site_packages"] else ["-S"])
+    boot = (
+        f"import marshal, os; data = os.read({handoff}, 1 << 30); os.close({handoff}); "
+        "code, orders = marshal.loads(data); harness = {'__name__': 'sandbox_harness'}; "
+        "exec(marshal.loads(code), harness); harness['_program_main'](orders)"
+    )
+    os.execv(python, [python, *flags, "-c", boot])
+
+
+def _harness_code() -> bytes:
+    """This module's code, marshaled: from its bytecode cache when fresh, else compiled now."""
+    import importlib._bootstrap_external as external  # frozen: already loaded at start-up
+
+    source_path = os.path.abspath(__file__)
+    cached = external.cache_from_source(source_path)
+    try:
+        with open(cached, "rb") as handle:
+            data = handle.read()
+        stat = os.stat(source_path)
+        fresh = data[:4] == external.MAGIC_NUMBER and int.from_bytes(data[4:8], "little") == 0
+        fresh = fresh and int.from_bytes(data[8:12], "little") == int(stat.st_mtime) & 0xFFFFFFFF
+        if fresh and int.from_bytes(data[12:16], "little") == stat.st_size & 0xFFFFFFFF:
+            return data[16:]
+    except OSError:
+        pass
+    with open(source_path, encoding="utf-8") as handle:
+        return marshal.dumps(compile(handle.read(), source_path, "exec", dont_inherit=True))
+
+
+def _program_main(orders: dict) -> None:
+    """The program's interpreter (a fresh exec, ctypes never loaded): uid, limits, audit hook, run."""
+    fds = orders["fds"]
+    status = fds["status"]
+    plain = orders["mode"] == "plain"
+    if orders["program_uid"] is not None:
+        uid = orders["program_uid"]
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)  # a credential change also makes the process non-dumpable
+    _enter_workdir(orders)
+    _write_source(orders["program"])
+    _set_limits(orders["limits"])
+    guard = orders["guard"]
+    _install_guard(status, proc_visible=guard["proc_visible"], judged=guard["judged"])
     if hasattr(sys, "set_int_max_str_digits"):
         sys.set_int_max_str_digits(0)  # an answer may be a big int; the judge accepts it too
-    _line(status, f"start:seccomp={int(seccomp)}")
-    module, namespace = _new_module(config["module_name"], "program.py")
+    _line(status, f"start:seccomp={int(guard['seccomp'])}")
+    module, namespace = _new_module(orders["module_name"], "program.py")
     try:
-        code = compile(config["program"], "program.py", "exec", dont_inherit=True)
+        code = compile(orders["program"], "program.py", "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as error:
-        _finish_failed(status, error, replies if not plain else None)
+        _finish_failed(status, error, None if plain else fds["replies"])
     if plain:
         _run_plain(code, namespace, status, fds["nonce"])
     else:
-        _run_served(code, module, namespace, status, requests, replies)
+        _run_served(code, module, namespace, status, fds["requests"], fds["replies"])
 
 
 def _write_source(program: str) -> None:
@@ -356,7 +427,8 @@ def _write_source(program: str) -> None:
 
 
 def _become(config: dict, uid: int | None) -> None:
-    """Drop to the slot's uid (root mode), or drop every capability (a user namespace's root)."""
+    """The judge's drop: to the slot's judge uid (root mode), or of every capability (a user
+    namespace's root)."""
     if uid is not None:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
@@ -465,20 +537,12 @@ def _install_seccomp() -> bool:
     return libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
 
 
-def _forget_ctypes() -> None:
-    """The harness is done with ctypes: a program that wants it must import it anew (a tamper report)."""
-    _LIBC.clear()
-    for name in list(sys.modules):
-        if name == "ctypes" or name.startswith(("ctypes.", "_ctypes")):
-            del sys.modules[name]
-
-
 # ctypes events that only load libraries and look up symbols (numpy and torch do it at import); what
 # reads or writes memory or calls a foreign function is everything else under "ctypes.".
 CTYPES_LOADING = frozenset({"ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle"})
 
 
-def _install_guard(status: int, proc_visible: bool, exec_blocked: bool, judged: bool) -> None:
+def _install_guard(status: int, proc_visible: bool, judged: bool) -> None:
     """The audit hook: it holds no secret and never calls the program's code; on an event that reaches
     for the interpreter's memory it reports tampering and ends the process on the spot.
 
@@ -488,8 +552,8 @@ def _install_guard(status: int, proc_visible: bool, exec_blocked: bool, judged: 
     """
     write, exit_, tamper_events = os.write, os._exit, TAMPER_EVENTS
     blocked_modules = tuple(m for m in TAMPER_MODULES if not (judged and "ctypes" in m))
-    blocked_modules += () if exec_blocked else EXEC_MODULES
-    exec_events = frozenset() if exec_blocked else EXEC_EVENTS
+    blocked_modules += EXEC_MODULES if proc_visible else ()
+    exec_events = EXEC_EVENTS if proc_visible else frozenset()
     ctypes_allowed = CTYPES_LOADING if judged else frozenset()
     str_, bytes_ = str, bytes
 

@@ -222,6 +222,35 @@ def forgeries() -> dict[str, str]:
         "audit_hook": "import sys\nsys.addaudithook(lambda event, args: None)\n" + TESTS_FAIL,
         "ctypes_memory": ("import ctypes\nprint(ctypes.string_at(id(b'x'), 64))\n") + TESTS_FAIL,
         "test_capi": "import _testcapi\n" + TESTS_FAIL,
+        # ctypes classes left in memory by anything that loaded ctypes in this process: reachable
+        # through object.__subclasses__() with no import; c_char_p(address).value reads memory with
+        # no audit event. Walks the harness frame's value stack (CPython 3.11 layout) for the nonce.
+        "ctypes_leftovers": SPRAY
+        + (
+            "import sys\n"
+            "def subclasses(cls, seen):\n"
+            "    for sub in type.__subclasses__(cls):\n"
+            "        if sub not in seen:\n            seen.add(sub)\n            subclasses(sub, seen)\n"
+            "    return seen\n"
+            "found = {c.__name__: c for c in subclasses(object, set())}\n"
+            "print('ctypes classes:', sorted(n for n in found if 'CData' in n), flush=True)\n"
+            "guesses = []\n"
+            "if '_SimpleCData' in found:\n"
+            "    class Text(found['_SimpleCData']):\n        _type_ = 'z'\n"
+            "    def read(address, size):\n"
+            "        return b''.join((Text(address + i).value or b'\\0')[:1] for i in range(size))\n"
+            "    def pointer(address):\n        return int.from_bytes(read(address, 8), 'little')\n"
+            "    f = sys._getframe()\n"
+            "    while f is not None and f.f_code.co_name != '_run_to_the_end':\n        f = f.f_back\n"
+            "    if f is not None:\n"
+            "        frame = pointer(id(f) + 24)\n"
+            "        for slot in range(f.f_code.co_nlocals, f.f_code.co_nlocals + 16):\n"
+            "            item = pointer(frame + 72 + 8 * slot)\n"
+            "            if item > 1 << 16:  # the stack also holds NULLs\n"
+            "                guesses.append(read(item + 32, 32))\n"
+            "spray(guesses)\nos._exit(0)\n"
+        )
+        + TESTS_FAIL,
         "subinterpreter": "import _xxsubinterpreters as interpreters\ninterpreters.create()\n" + TESTS_FAIL,
         # Native code the program brings itself: a copy of a stdlib extension in a writable folder.
         "native_extension": (
@@ -236,13 +265,24 @@ def forgeries() -> dict[str, str]:
             "print('loaded', name)\n"
         )
         + TESTS_FAIL,
+        # An interpreter without the audit hook (exec is allowed) tries to reach the process that
+        # holds the nonce: ptrace and /proc/<pid>/mem.
         "exec_fresh_interpreter": (
-            "import subprocess, sys\n"
-            "subprocess.run([sys.executable, '-c', 'import os; os.write(3, b\"pass\")'], check=True)\n"
+            "import os, subprocess, sys\n"
+            "spy = (\n"
+            "    'import ctypes, os, sys\\n'\n"
+            "    'libc = ctypes.CDLL(None, use_errno=True)\\n'\n"
+            "    'print(\"ptrace\", libc.ptrace(16, int(sys.argv[1]), 0, 0), os.strerror(ctypes.get_errno()))\\n'\n"
+            '    \'print("proc", os.path.exists("/proc/%s/mem" % sys.argv[1]))\\n\'\n'
+            ")\n"
+            "done = subprocess.run([sys.executable, '-I', '-c', spy, str(os.getpid())], capture_output=True, text=True)\n"
+            "print(done.stdout.strip().replace(chr(10), '; '), flush=True)\n"
         )
         + TESTS_FAIL,
-        "exec_low_level": (
-            "import os\nos.execv('/bin/sh', ['sh', '-c', 'echo pass:00000000000000000000000000000000 >&3'])\n"
+        "exec_writes_marker": (
+            "import os, sys\n"
+            'writer = \'import os\\nfor fd in range(3, 256):\\n    try:\\n        os.write(fd, b"pass:" + b"0" * 32 + b"\\\\n")\\n    except OSError:\\n        pass\\n\'\n'
+            "os.execv(sys.executable, [sys.executable, '-I', '-c', writer])\n"
         )
         + TESTS_FAIL,
         "signal_frames": SPRAY
@@ -447,12 +487,25 @@ def test_native_code_from_a_writable_folder_is_refused(plain):
     assert "ImportError" in verdict.reason and "loaded" not in verdict.stdout  # noexec tmpfs
 
 
-def test_exec_of_a_fresh_interpreter_is_refused(plain):
-    needs(plain["isolation"].seccomp, "no seccomp filter on this machine (exec is then a tamper event)")
-    for name in ("exec_fresh_interpreter", "exec_low_level"):
-        verdict = plain["verdicts"][name]
+def test_the_program_process_never_loaded_ctypes(plain):
+    # The harness needs ctypes for mounts and seccomp, then execs a fresh interpreter for the program.
+    verdict = plain["verdicts"]["ctypes_leftovers"]
+    assert verdict.stdout.startswith("ctypes classes: []"), verdict.stdout
+    assert (verdict.status, verdict.reason) == ("tampered", "a forged pass marker on the status pipe")
+
+
+def test_an_interpreter_without_the_hook_reaches_nothing(plain):
+    # exec is allowed where there is our own view: the new process has no audit hook, but ptrace is
+    # EPERM (seccomp) and there is no /proc; where /proc is the host's, exec is a tamper event.
+    verdict = plain["verdicts"]["exec_fresh_interpreter"]
+    if plain["isolation"].filesystem_isolated:
+        needs(plain["isolation"].seccomp, "no seccomp filter on this machine")
         assert verdict.status == "failed", verdict
-        assert "PermissionError" in verdict.reason  # EPERM from the seccomp filter
+        assert verdict.stdout.strip() == "ptrace -1 Operation not permitted; proc False"
+    else:
+        assert verdict.status == "tampered" and verdict.reason.startswith("import _posixsubprocess")
+    # An interpreter exec'd in its place inherits the status pipe: what it writes there is tampering.
+    assert plain["verdicts"]["exec_writes_marker"].status == "tampered"
 
 
 def test_ending_early_does_not_pass(plain):

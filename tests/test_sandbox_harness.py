@@ -123,15 +123,15 @@ def test_to_json_refuses_what_encode_never_produces():
         to_json({"a": 1})
 
 
-def test_seccomp_filter_denies_exec_on_both_architectures():
+def test_seccomp_filter_denies_ptrace_on_both_architectures():
     # Each instruction is 8 bytes: load arch, check arch, load nr, ABI check, one jeq per syscall,
-    # allow, deny, kill; the execve numbers (59 on x86_64, 221 on aarch64) are among the jeqs.
+    # allow, deny, kill; the ptrace numbers (101 on x86_64, 117 on aarch64) are among the jeqs.
     import struct
 
-    for arch, execve in (("x86_64", 59), ("aarch64", 221)):
+    for arch, ptrace in (("x86_64", 101), ("aarch64", 117)):
         program = _seccomp_program(arch)
         codes = [struct.unpack("HBBI", program[i : i + 8]) for i in range(0, len(program), 8)]
         assert codes[-3:] == [(6, 0, 0, 0x7FFF0000), (6, 0, 0, 0x00050001), (6, 0, 0, 0x80000000)]
         jumps = {k: (i, jt) for i, (code, jt, _, k) in enumerate(codes[4:-3], start=4) if code == 0x15}
-        index, offset = jumps[execve]
+        index, offset = jumps[ptrace]
         assert index + 1 + offset == len(codes) - 2  # jumps to `deny`
