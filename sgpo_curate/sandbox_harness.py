@@ -125,33 +125,63 @@ AUDIT_ARCH = {"x86_64": (0xC000003E, 0), "aarch64": (0xC00000B7, 1)}
 
 
 def main() -> None:
-    """The launcher: read the orders, build the view, start the processes, report how they ended."""
+    """The launcher: read the orders, build the view, start the processes, report how they ended.
+
+    The program's process must never descend from a process that loaded ctypes (whose classes stay
+    reachable through `object.__subclasses__()`: `c_char_p(address).value` reads memory with no
+    audit event). As root it is forked first, before ctypes is loaded, and waits until the view is
+    built; its own uid change then makes it non-dumpable, which the kernel enforces against ptrace,
+    process_vm_readv, pidfd_getfd and /proc/<pid>/mem. Otherwise (a user namespace's root keeps uid
+    0 and stays dumpable) a child installs a seccomp filter that denies those and execs a fresh
+    interpreter for the program.
+    """
     config = marshal.loads(sys.stdin.buffer.read())
     _null_stdin()
     trusted = config["fds"]["trusted"]
+    judged = config["mode"] == "judged"
+    pipes = (os.pipe(), os.pipe()) if judged else ((-1, -1), (-1, -1))  # (to program, to judge)
+    if config["filesystem"]:
+        config["root"] = _mountpoint(_view_binds(config["site_packages"]))
+    # A venv's `python` link may lead outside the view: without site-packages the real binary does.
+    config["interpreter"] = sys.executable if config["site_packages"] else os.path.realpath(sys.executable)
+    direct = config["program_uid"] is not None and _setuid_makes_undumpable()
+    go = os.pipe() if direct else (-1, -1)
+    if direct:
+        program = _fork(lambda: _program_after_go(config, go, pipes[0][0], pipes[1][1]))
+        os.close(go[0])
     try:
         import resource  # noqa: F401 - loaded once here, before the view hides the host and uids change
 
         _libc()
-        config["harness_code"] = _harness_code()  # the program's interpreter runs it (see _program_process)
-        # A venv's `python` link may lead outside the view: without site-packages the real binary does.
-        config["interpreter"] = (
-            sys.executable if config["site_packages"] else os.path.realpath(sys.executable)
-        )
-
-        if config["mode"] == "judged":
+        if judged:
             import _json  # noqa: F401 - both processes need these: loaded once, shared by the fork
             import _pickle  # noqa: F401 - (the C modules: `json` and `pickle` would import `re`)
-
+        if not direct:
+            config["harness_code"] = _harness_code()  # the exec'd interpreter runs it
         if config["filesystem"]:
             _build_view(config)
-        children = _start(config)
+        if not direct:
+            program = _fork(lambda: _program_process(config, pipes[0][0], pipes[1][1]))
+        judge = _start_judge(config, pipes) if judged else None
     except Exception as exc:  # the sandbox's own failure: reported, never the program's
         _line(trusted, f"error:{type(exc).__name__}: {exc}")
-        os._exit(2)
+        os._exit(2)  # a waiting program process sees the go pipe close, and ends
+    _close_launcher_fds(config, pipes)
+    if direct:
+        os.write(go[1], b"g")
+        os.close(go[1])
     _line(trusted, "ready")
-    _wait(children, trusted)
+    _wait((program, judge), trusted)
     os._exit(0)
+
+
+def _setuid_makes_undumpable() -> bool:
+    """A uid change makes a process non-dumpable unless fs.suid_dumpable is 1 (then: seccomp path)."""
+    try:
+        with open("/proc/sys/fs/suid_dumpable") as handle:
+            return handle.read().strip() != "1"
+    except OSError:
+        return False
 
 
 def _null_stdin() -> None:
@@ -164,25 +194,21 @@ def _line(fd: int, text: str) -> None:
     os.write(fd, text.replace("\n", " ")[:1000].encode("utf-8", "replace") + b"\n")
 
 
-def _start(config: dict) -> tuple[int, int | None]:
-    """Fork the program's process and (judged mode) the judge's; the launcher keeps none of their fds."""
-    fds = config["fds"]
-    judged = config["mode"] == "judged"
-    to_program = os.pipe() if judged else (-1, -1)
-    to_judge = os.pipe() if judged else (-1, -1)
-    program = _fork(lambda: _program_process(config, to_program[0], to_judge[1]))
-    judge = None
-    if judged:
-        import signal
+def _start_judge(config: dict, pipes) -> int:
+    import signal
 
-        # Set before the fork, so that the judge has it from its first instruction: the launcher
-        # sends SIGUSR1 when the program's process ends, and the judge must not die of it.
-        signal.signal(signal.SIGUSR1, _program_ended)
-        judge = _fork(lambda: _judge_process(config, to_program[1], to_judge[0]))
-    for fd in (*to_program, *to_judge, fds["status"], fds["nonce"], fds["tests"], fds["judge_log"]):
+    # Set before the fork, so that the judge has it from its first instruction: the launcher
+    # sends SIGUSR1 when the program's process ends, and the judge must not die of it.
+    signal.signal(signal.SIGUSR1, _program_ended)
+    return _fork(lambda: _judge_process(config, pipes[0][1], pipes[1][0]))
+
+
+def _close_launcher_fds(config: dict, pipes) -> None:
+    """The launcher keeps only the trusted pipe: every other end belongs to one of its children."""
+    fds = config["fds"]
+    for fd in (*pipes[0], *pipes[1], fds["status"], fds["nonce"], fds["tests"], fds["judge_log"]):
         if fd is not None and fd >= 0:
             os.close(fd)
-    return program, judge
 
 
 def _fork(body) -> int:
@@ -255,7 +281,7 @@ def _build_view(config: dict) -> None:
     libc, ctypes = _libc()
     spec = config["filesystem"]
     binds = _view_binds(spec["site_packages"])
-    root = _mountpoint(binds)
+    root = config["root"]
     _mount(libc, ctypes, None, "/", None, MS_REC | MS_PRIVATE)
     # noexec: a native extension the program writes (to /tmp, /work) cannot be loaded, so native
     # code only ever comes from the read-only system directories.
@@ -310,7 +336,7 @@ def _bind(libc, ctypes, source: str, target: str, read_only: bool) -> None:
     if read_only:
         # A remount must keep the flags the source mount has (a user namespace may not drop them).
         kept = os.statvfs(source).f_flag
-        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID  # no setuid binary gains anything here
         for st, ms in ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC)):
             flags |= ms if kept & st else 0
         flags |= kept & (os.ST_NOATIME | os.ST_NODIRATIME)
@@ -329,17 +355,22 @@ def _make_dev(libc, ctypes, root: str) -> None:
 # ------------------------------------------------------------------------------- the program's process
 
 
-def _program_process(config: dict, requests: int, replies: int) -> None:
-    """The forked child: the privileged setup that needs ctypes, then exec of a clean interpreter."""
+def _program_orders(config: dict, requests: int, replies: int, seccomp: bool) -> dict:
+    """What the program's process needs to know (never the tests, never the nonce)."""
     fds = config["fds"]
     plain = config["mode"] == "plain"
-    if config["drop_capabilities"]:
-        _drop_capabilities()
-    _prctl(38, 1)  # PR_SET_NO_NEW_PRIVS: no exec can gain privileges (and seccomp needs it)
-    seccomp = _install_seccomp() if config["seccomp"] else False
     orders = {
         key: config[key]
-        for key in ("mode", "program", "module_name", "limits", "program_uid", "filesystem", "scratch")
+        for key in (
+            "mode",
+            "program",
+            "module_name",
+            "limits",
+            "program_uid",
+            "filesystem",
+            "scratch",
+            "interpreter",
+        )
     }
     orders.update(
         fds={
@@ -350,6 +381,29 @@ def _program_process(config: dict, requests: int, replies: int) -> None:
         },
         guard={"proc_visible": config["proc_visible"], "judged": not plain, "seccomp": seccomp},
     )
+    return orders
+
+
+def _program_after_go(config: dict, go: tuple[int, int], requests: int, replies: int) -> None:
+    """Root path: forked before the launcher loaded ctypes; waits for the view, enters it, runs."""
+    os.close(go[1])
+    if os.read(go[0], 1) != b"g":
+        os._exit(2)  # the launcher could not build the sandbox: nothing to run
+    os.close(go[0])
+    if config["filesystem"]:
+        os.chroot(config["root"])
+        os.chdir("/")
+    _program_main(_program_orders(config, requests, replies, seccomp=False))
+
+
+def _program_process(config: dict, requests: int, replies: int) -> None:
+    """User-namespace path: the setup that needs ctypes (capabilities, seccomp), then exec of a clean
+    interpreter that runs `_program_main`."""
+    if config["drop_capabilities"]:
+        _drop_capabilities()
+    _prctl(38, 1)  # PR_SET_NO_NEW_PRIVS: no exec can gain privileges (and seccomp needs it)
+    seccomp = _install_seccomp() if config["seccomp"] else False
+    orders = _program_orders(config, requests, replies, seccomp)
     handoff = os.memfd_create("sgpo-sandbox-orders", 0)  # no CLOEXEC: the new image reads it
     _write_all(handoff, marshal.dumps((config["harness_code"], orders)))
     os.lseek(handoff, 0, os.SEEK_SET)
@@ -388,7 +442,7 @@ def _harness_code() -> bytes:
 
 
 def _program_main(orders: dict) -> None:
-    """The program's interpreter (a fresh exec, ctypes never loaded): uid, limits, audit hook, run."""
+    """The program's process (ctypes never loaded in it): uid, limits, audit hook, run."""
     fds = orders["fds"]
     status = fds["status"]
     plain = orders["mode"] == "plain"
@@ -397,6 +451,8 @@ def _program_main(orders: dict) -> None:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)  # a credential change also makes the process non-dumpable
+    _close_fds_except({0, 1, 2, *fds.values()})
+    sys.executable = orders["interpreter"]  # one that exists in the program's view
     _enter_workdir(orders)
     _write_source(orders["program"])
     _set_limits(orders["limits"])

@@ -487,6 +487,21 @@ def test_native_code_from_a_writable_folder_is_refused(plain):
     assert "ImportError" in verdict.reason and "loaded" not in verdict.stdout  # noexec tmpfs
 
 
+def test_the_seccomp_path_holds_too():
+    # As root with drop_privileges=False (and in a user namespace) the program's process keeps uid 0:
+    # a child installs the seccomp filter and execs a fresh interpreter for it. The same attacks.
+    needs(ROOT_TOOLS, "needs root and unshare")
+    needs(os.uname().machine in ("x86_64", "aarch64"), "no seccomp filter on this architecture")
+    attacks = forgeries()
+    names = ["ctypes_leftovers", "exec_fresh_interpreter", "frame_walk", "gc_objects"]
+    with Sandbox(SandboxConfig(timeout_s=5, workers=2, drop_privileges=False)) as box:
+        assert box.isolation.seccomp and box.isolation.filesystem_isolated
+        leftovers, spy, walk, gc_walk = box.run_many([attacks[n] for n in names])
+    assert leftovers.stdout.startswith("ctypes classes: []") and leftovers.status == "tampered"
+    assert spy.stdout.strip() == "ptrace -1 Operation not permitted; proc False"
+    assert walk.status == "tampered" and gc_walk.status == "tampered"
+
+
 def test_the_program_process_never_loaded_ctypes(plain):
     # The harness needs ctypes for mounts and seccomp, then execs a fresh interpreter for the program.
     verdict = plain["verdicts"]["ctypes_leftovers"]
@@ -499,7 +514,8 @@ def test_an_interpreter_without_the_hook_reaches_nothing(plain):
     # EPERM (seccomp) and there is no /proc; where /proc is the host's, exec is a tamper event.
     verdict = plain["verdicts"]["exec_fresh_interpreter"]
     if plain["isolation"].filesystem_isolated:
-        needs(plain["isolation"].seccomp, "no seccomp filter on this machine")
+        isolation = plain["isolation"]
+        needs(isolation.seccomp or isolation.drop_privileges, "neither seccomp nor a uid change here")
         assert verdict.status == "failed", verdict
         assert verdict.stdout.strip() == "ptrace -1 Operation not permitted; proc False"
     else:
@@ -646,7 +662,7 @@ def test_full_isolation_is_detected_here():
     isolation = detect_isolation(CONFIG)
     assert isolation.network_isolated and isolation.pid_namespace and isolation.drop_privileges
     assert isolation.filesystem_isolated
-    assert isolation.seccomp == (os.uname().machine in ("x86_64", "aarch64"))
+    assert not isolation.seccomp  # as root the uid change (non-dumpable) does seccomp's job
 
 
 def test_the_program_sees_its_own_filesystem(sandbox, tmp_path):
