@@ -1016,9 +1016,11 @@ def to_json(value) -> str:
 def from_json(text: str):
     """The value of one JSON text, read by the `_json` C scanner (no `re`); MalformedReply if it is
     not exactly one value."""
-    import _json
+    if not _SCANNER:
+        import _json
 
-    scanner = _json.make_scanner(_ScanContext())
+        _SCANNER.append(_json.make_scanner(_ScanContext()))
+    scanner = _SCANNER[0]
     try:
         value, end = scanner(text, 0)
     except (StopIteration, ValueError, RecursionError) as exc:
@@ -1026,6 +1028,9 @@ def from_json(text: str):
     if end != len(text):
         raise MalformedReply("trailing data after the reply")
     return value
+
+
+_SCANNER: list = []
 
 
 class _ScanContext:
