@@ -1,20 +1,20 @@
 """Inside the sandbox: the launcher, the program's process and the judge. Standard library only.
 
 `sgpo_curate.sandbox` starts this file as the first code of a fresh `python -I -S` and writes its
-orders on stdin (a `marshal`-ed dict: trusted, and no import to pay); its module docstring explains the design and what can and cannot
-be forged. This file holds the parts that run inside, in three roles:
+orders on stdin (a `marshal`-ed dict: trusted, and no import to pay); its module docstring explains
+the design and what can and cannot be forged. This file holds the parts that run inside:
 
 - `main`, the launcher (the new pid namespace's init when there is one; root there, or a user
-  namespace's root): builds the programs' filesystem view, starts the program's process and, when
-  there are tests, the judge's, and reports on the trusted pipe how each ended.
-- `_program_process`: in a forked child of the launcher, installs the seccomp filter (and drops
-  capabilities in a user namespace), then *execs a fresh interpreter* for the program
-  (`_program_main`): the launcher loaded ctypes for the mounts and the filter, and a process that
-  has ever loaded ctypes keeps its classes reachable through `object.__subclasses__()`, where
-  `c_char_p(address).value` reads memory without any audit event. The fresh interpreter drops to
-  the slot's uid (which also makes it non-dumpable), sets rlimits, adds the audit hook and runs the
-  program. Plain mode: the pass marker is written by `_run_to_the_end`, whose nonce only ever lives
-  on that frame's value stack. Judged mode: serves the judge's calls (`_run_served`), in plain data.
+  namespace's root): starts the program's process, builds the filesystem view (ctypes: mounts),
+  starts the judge's process when there are tests, and reports on the trusted pipe how each ended.
+- The program's process never descends from a process that loaded ctypes (its classes would stay
+  reachable through `object.__subclasses__()`, and `c_char_p(address).value` reads memory without
+  any audit event). As root it is forked before the launcher loads ctypes and waits for the view
+  (`_program_after_go`); in a user namespace a child installs the seccomp filter and execs a fresh
+  interpreter (`_program_process`). Either way `_program_main` drops to the slot's uid (which makes
+  the process non-dumpable), sets rlimits, adds the audit hook and runs the program. Plain mode: the
+  pass marker is written by `_run_to_the_end`, whose nonce only ever lives on that frame's value
+  stack. Judged mode: serves the judge's calls (`_run_served`), answering in plain data.
 - `_judge_process`: runs the tests in its own interpreter, with the program's names bound to
   proxies (`Remote`); decodes every answer into exact builtin types before a test sees it; reports
   pass or fail on the trusted pipe.
