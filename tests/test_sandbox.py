@@ -718,6 +718,11 @@ def judged_attacks() -> dict[str, str]:
         "exit_in_call": "import sys\ndef add(a, b):\n    sys.exit(0)\n",
         "kill_in_call": "import os, signal\ndef add(a, b):\n    os.kill(-1, signal.SIGKILL)\n",
         "forge_on_every_fd": SPRAY + "spray([])\ndef add(a, b):\n    return 0\n",
+        # The judge's own verdict line, on every descriptor (the trusted pipe must be out of reach).
+        "write_judge_verdict": (
+            "import os\nfor fd in range(3, 256):\n    try:\n        os.write(fd, b'pass\\n')\n"
+            "    except OSError:\n        pass\ndef add(a, b):\n    return 0\n"
+        ),
         "json_on_the_reply_pipe": (
             "import os\n"
             "for fd in range(3, 64):\n    try:\n        os.write(fd, b'\\x00\\x00\\x00\\x06[\"ok\"]')\n"
@@ -786,6 +791,7 @@ def test_judged_program_that_ends_early_fails(judged):
 
 def test_judged_writes_to_the_pipes_are_tampering(judged):
     assert judged["verdicts"]["forge_on_every_fd"].status == "tampered"
+    assert judged["verdicts"]["write_judge_verdict"].status == "tampered"
     verdict = judged["verdicts"]["json_on_the_reply_pipe"]
     assert verdict.status == "tampered", verdict
     assert judged["verdicts"]["gc_in_call"].status == "tampered"
