@@ -256,6 +256,7 @@ def _config_context(summary: Mapping[str, Any]) -> dict[str, Any]:
             f"{k}={v}" for k, v in sorted((run.get("verifier_settings") or {}).items())
         ),
         "reward": _reward_description(run),
+        "tampered_samples": run.get("tampered_samples"),
         "source": run.get("source") or "unknown",
         "source_license": run.get("source_license") or "unknown",
         "date": run.get("date") or "unknown",
@@ -329,7 +330,9 @@ def _training_example(summary: Mapping[str, Any]) -> dict[str, Any]:
     return {
         # A bundled alias (`smollm2-135m-instruct`) is no Hub id: use the upstream repo it was made from.
         "model": loadable,
-        "model_note": "the profiled model" if loadable == profiled else f"upstream of the profiled {profiled}",
+        "model_note": "the profiled model"
+        if loadable == profiled
+        else f"upstream of the profiled {profiled}",
         "verifier": f"get_verifier({', '.join(arguments)})",
         "g_max": g_max,
         # TRL's default num_generations (8) must divide the generation batch, and every group must fit in it.
