@@ -60,12 +60,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-from accelerate.utils import gather
-from torch.utils.data import Sampler
-from trl import GRPOConfig, GRPOTrainer
-
+from sgpo_curate._extras import requires
 from sgpo_curate.compute import ComputeLedger
+
+with requires("train"):
+    import torch
+    from accelerate.utils import gather
+    from torch.utils.data import Sampler
+    from trl import GRPOConfig, GRPOTrainer
 
 logger = logging.getLogger(__name__)
 
