@@ -27,6 +27,22 @@ from sgpo_curate.policy import DIFFICULTIES, DROP_REASONS
 TEMPLATE = "dataset_card.md"
 PLACEHOLDER_REPO = "ORG/NAME"
 SUMMARY_DIR = "curation"
+# Every top-level key the card's metadata may hold; the rest of an existing card's metadata (language,
+# dataset_info, another tool's keys) is kept on re-render. Conditional ones are listed too, so a key we
+# wrote once (license_name for mixed sources) does not outlive its reason.
+CARD_KEYS = (
+    "license",
+    "license_name",
+    "license_details",
+    "pretty_name",
+    "task_categories",
+    "tags",
+    "annotations_creators",
+    "size_categories",
+    "source_datasets",
+    "configs",
+    "sgpo_profiles",
+)
 
 
 def load_template(name: str = TEMPLATE) -> str:
@@ -46,14 +62,19 @@ def render_card_from_dir(out_dir: str | Path, repo_id: str | None = None) -> str
 
 
 def card_metadata(
-    summaries: Sequence[Mapping[str, Any]], extra_configs: Sequence[Mapping[str, Any]] = ()
+    summaries: Sequence[Mapping[str, Any]],
+    extra_configs: Sequence[Mapping[str, Any]] = (),
+    extra_metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The card's YAML metadata as a dict.
 
     Args:
         summaries (`Sequence[Mapping]`): one `CurationResult.summary()` per config.
         extra_configs (`Sequence[Mapping]`): `configs` entries found in an existing card that no summary
-            describes (kept as they are, so publishing never drops someone else's config).
+            describes (kept as they are, so publishing never drops someone else's config). Entries named
+            after a summary's config or its `-raw` config are ours, rendered from the summary instead.
+        extra_metadata (`Mapping`, *optional*): an existing card's metadata; its keys outside `CARD_KEYS`
+            are kept as they are.
     """
     summaries = sorted(summaries, key=lambda s: s["config_name"])
     runs = [s.get("run_info") or {} for s in summaries]
@@ -72,8 +93,8 @@ def card_metadata(
         for s in summaries
         if s.get("raw_data_files")
     ]
-    known = {c["config_name"] for c in configs}
-    configs += [dict(c) for c in extra_configs if c.get("config_name") not in known]
+    ours = {name for s in summaries for name in (s["config_name"], f"{s['config_name']}-raw")}
+    configs += [dict(c) for c in extra_configs if c.get("config_name") not in ours]
     meta: dict[str, Any] = {
         # The Hub takes one license id; configs from sources under different licenses say "other" and
         # name them (each config's own is under sgpo_profiles).
@@ -89,6 +110,7 @@ def card_metadata(
         meta["license_details"] = "Rows keep their source's license: " + ", ".join(licenses)
     if sources:
         meta["source_datasets"] = sources
+    meta |= {key: value for key, value in (extra_metadata or {}).items() if key not in CARD_KEYS}
     meta["configs"] = sorted(configs, key=lambda c: str(c.get("config_name")))
     meta["sgpo_profiles"] = {s["config_name"]: _profile_metadata(s) for s in summaries}
     return meta
@@ -98,6 +120,7 @@ def render_card(
     summaries: Sequence[Mapping[str, Any]],
     repo_id: str | None = None,
     extra_configs: Sequence[Mapping[str, Any]] = (),
+    extra_metadata: Mapping[str, Any] | None = None,
 ) -> str:
     """README.md text (YAML header + body) for the given configs.
 
@@ -105,6 +128,8 @@ def render_card(
         summaries (`Sequence[Mapping]`): one `CurationResult.summary()` per config (`curation/*.json`).
         repo_id (`str`, *optional*): the Hub repo, shown in the "Use" section (`ORG/NAME` when unknown).
         extra_configs (`Sequence[Mapping]`): `configs` entries of an existing card to keep.
+        extra_metadata (`Mapping`, *optional*): an existing card's metadata; keys this card does not
+            write (language, dataset_info, another tool's) are kept.
 
     Example:
         >>> text = render_card(read_summaries("curated/"), repo_id="me/gsm8k-sgpo")  # doctest: +SKIP
@@ -115,7 +140,7 @@ def render_card(
     summaries = sorted(summaries, key=lambda s: s["config_name"])
     if not summaries:
         raise ValueError("render_card needs at least one curated config")
-    meta = card_metadata(summaries, extra_configs)
+    meta = card_metadata(summaries, extra_configs, extra_metadata)
     env = jinja2.Environment(
         trim_blocks=True,
         lstrip_blocks=True,

@@ -52,7 +52,10 @@ class SamplingConfig:
 
     k: int = field(default=8, metadata={"help": "Samples per query (the paper's k)."})
     max_new_tokens: int = field(default=256, metadata={"help": "Maximum generated tokens per sample."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (>0)."})
+    temperature: float = field(
+        default=1.0,
+        metadata={"help": "Sampling temperature; 0 = greedy decoding (all k samples of a query the same)."},
+    )
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass in (0, 1]."})
     seed: int = field(default=0, metadata={"help": "Base seed; the same seed gives the same profiles."})
     batch_queries: int = field(
@@ -65,8 +68,8 @@ class SamplingConfig:
             raise ValueError(f"SamplingConfig.k must be >= 1, got {self.k}")
         if self.max_new_tokens < 1:
             raise ValueError(f"SamplingConfig.max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature <= 0:
-            raise ValueError(f"SamplingConfig.temperature must be > 0, got {self.temperature}")
+        if self.temperature < 0:
+            raise ValueError(f"SamplingConfig.temperature must be >= 0 (0 = greedy), got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"SamplingConfig.top_p must be in (0, 1], got {self.top_p}")
         if self.batch_queries < 1:

@@ -36,11 +36,13 @@ from sgpo_curate.policy import (
     ORDERS,
     ExpectedSignal,
     GroupSizeRule,
+    allocate_group_sizes,
     curriculum_order,
     difficulty_bucket,
     estimate_pass_rate,
     expected_signal,
     get_group_size_rule,
+    is_budgeted,
     posterior_informative_probability,
     seeded_subset,
     wilson_interval,
@@ -85,7 +87,9 @@ class CurateConfig:
         default="inverse",
         metadata={
             "help": "Group-size rule: inverse (G=ceil(1/p̂)), symmetric (G=ceil(1/min(p̂,1-p̂))), "
-            "uniform (fixed G), or a dotted path 'pkg.mod:obj'."
+            "uniform (fixed G), coverage (smallest G with a non-degenerate group with probability "
+            "coverage_probability), knapsack (uniform_group_size x kept queries rollouts per epoch split to "
+            "maximise the expected signal), or a dotted path 'pkg.mod:obj'."
         },
     )
     g_min: int = field(default=2, metadata={"help": "Smallest group size (GRPO needs 2 to compare)."})
@@ -95,6 +99,17 @@ class CurateConfig:
         metadata={
             "help": "G of the uniform rule and of the plain-GRPO baseline the expected signal is "
             "compared with."
+        },
+    )
+    coverage_probability: float = field(
+        default=0.75,
+        metadata={"help": "α of the coverage rule: wanted probability that a group is not all equal."},
+    )
+    filter: bool = field(
+        default=True,
+        metadata={
+            "help": "Drop trivial queries and all but unsolvable_keep_fraction of the unsolvable ones. False keeps "
+            "every verifiable query (an unfiltered baseline, or online allocation that parks queries itself)."
         },
     )
     # Default 0.25, the paper's value. Dropping every unsolvable query loses the ones the policy learns
@@ -152,7 +167,11 @@ class CurateConfig:
             raise ValueError(
                 f"CurateConfig.config_name {self.config_name!r}: use letters, digits, '.', '_', '-'"
             )
-        get_group_size_rule(self.rule, self.uniform_group_size)  # unknown names fail here, listing valid ones
+        self.make_rule()  # unknown names fail here, listing valid ones
+
+    def make_rule(self) -> GroupSizeRule:
+        """The configured group-size rule, ready to use."""
+        return get_group_size_rule(self.rule, self.uniform_group_size, probability=self.coverage_probability)
 
 
 @dataclass(frozen=True)
@@ -286,16 +305,15 @@ def curate(profiles: Iterable[QueryProfile], config: CurateConfig | None = None)
     counted = [_Counted(p, p.num_correct, p.num_samples) for p in profiles]  # count each reward list once
     rejects: list[Reject] = []
     candidates, unsolved = _filter(counted, config, rejects)
-    keep_unsolved = seeded_subset(
-        [c.profile.id for c in unsolved], config.unsolvable_keep_fraction, config.seed
-    )
+    keep_fraction = config.unsolvable_keep_fraction if config.filter else 1.0
+    keep_unsolved = seeded_subset([c.profile.id for c in unsolved], keep_fraction, config.seed)
     for item in unsolved:
         if item.profile.id in keep_unsolved:
             candidates.append(item)
         else:
             rejects.append(_reject(item, "unsolvable_not_sampled"))
-    rule = get_group_size_rule(config.rule, config.uniform_group_size)
-    rows = _annotate(candidates, config, rule)
+    rule = config.make_rule()
+    rows = _annotate(candidates, config, _group_sizes(candidates, config, rule))
     order = curriculum_order(
         [r["id"] for r in rows], [r["pass_rate"] for r in rows], config.order, config.seed
     )
@@ -388,7 +406,7 @@ def _drop_reason(item: _Counted, config: CurateConfig, seen: set[str]) -> str | 
         return "duplicate_id"
     if item.samples == 0:
         return "unverifiable"
-    if item.correct == item.samples:
+    if item.correct == item.samples and config.filter:
         return "trivial"
     if item.correct == 0:
         return None  # decided by the seeded keep fraction
@@ -400,9 +418,20 @@ def _drop_reason(item: _Counted, config: CurateConfig, seen: set[str]) -> str | 
     return None
 
 
-def _annotate(items: Sequence[_Counted], config: CurateConfig, rule: GroupSizeRule) -> list[dict[str, Any]]:
+def _group_sizes(items: Sequence[_Counted], config: CurateConfig, rule: GroupSizeRule) -> list[int]:
+    """G per kept query: per-query rules see its p̂; a budgeted rule splits uniform_group_size x the number of
+    kept queries (plain GRPO's rollouts per epoch on them) by their Beta(1 + c, 1 + k - c) posteriors."""
+    p_hats = [estimate_pass_rate(i.correct, i.samples, config.estimator) for i in items]
+    posteriors = [(1.0 + i.correct, 1.0 + i.samples - i.correct) for i in items]
+    budget = config.uniform_group_size * len(items)
+    return allocate_group_sizes(
+        rule, posteriors, config.g_min, config.g_max, budget=budget, pass_rates=p_hats
+    )
+
+
+def _annotate(items: Sequence[_Counted], config: CurateConfig, sizes: Sequence[int]) -> list[dict[str, Any]]:
     rows = []
-    for item in items:
+    for item, size in zip(items, sizes, strict=True):
         query = item.profile.query
         p_hat = estimate_pass_rate(item.correct, item.samples, config.estimator)
         rows.append(
@@ -417,7 +446,7 @@ def _annotate(items: Sequence[_Counted], config: CurateConfig, rule: GroupSizeRu
                 "num_samples": item.samples,
                 "num_correct": item.correct,
                 "pass_rate": p_hat,
-                "group_size": int(rule(p_hat, config.g_min, config.g_max)),
+                "group_size": int(size),
                 "difficulty": difficulty_bucket(item.correct, item.samples, p_hat),
             }
         )
@@ -425,6 +454,9 @@ def _annotate(items: Sequence[_Counted], config: CurateConfig, rule: GroupSizeRu
 
 
 def _group_size_uncertain(row: Mapping[str, Any], rule: GroupSizeRule, config: CurateConfig) -> float:
+    """1 when the rule gives another G at the ends of p̂'s 95% interval; NaN for budgeted rules (no per-query G)."""
+    if is_budgeted(rule):
+        return math.nan
     low, high = wilson_interval(row["num_correct"], row["num_samples"])
     return float(rule(low, config.g_min, config.g_max) != rule(high, config.g_min, config.g_max))
 

@@ -3,7 +3,9 @@
 `publish(local_dir, repo_id)` pushes what `write_curated` wrote (one config per profiled model) in a single
 commit: the config's parquet under `data/<config>/`, its plots and summary, and a README card re-rendered
 for every config the repo will hold, so a second model's config lands next to the first one and leaves it
-intact. Unchanged files are skipped by the Hub client's pre-upload check (it compares our hashes with the
+intact. A republished config's remote files that the new version lacks (a shard, a plot, the raw config) are
+deleted in the same commit; configs and metadata keys that another tool put in the remote card are kept.
+Unchanged files are skipped by the Hub client's pre-upload check (it compares our hashes with the
 remote file oids), so publishing the same folder twice creates no second commit.
 
 The endpoint comes from `huggingface_hub` (`HF_ENDPOINT`), the token from the argument, `HF_TOKEN` or
@@ -135,10 +137,14 @@ def _publish(
     remote_files = set(api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=head))
     names = [s["config_name"] for s in summaries]
     others = _remote_summaries(api, repo_id, head, remote_files, exclude=names)
+    remote_card = _remote_card_metadata(api, repo_id, head, remote_files)
     card = render_card(
         summaries + others,
         repo_id=repo_id,
-        extra_configs=_remote_card_configs(api, repo_id, head, remote_files),
+        extra_configs=[
+            c for c in remote_card.get("configs") or [] if isinstance(c, Mapping) and c.get("config_name")
+        ],
+        extra_metadata=remote_card,
     )
     local_files = _config_files(local_dir, names)
     operations = [
@@ -210,11 +216,10 @@ def _remote_summaries(
     return out
 
 
-def _remote_card_configs(api, repo_id: str, revision: str, remote_files: set[str]) -> list[Mapping[str, Any]]:
-    """`configs` of the repo's current card, so configs made by other tools survive a publish."""
+def _remote_card_metadata(api, repo_id: str, revision: str, remote_files: set[str]) -> dict[str, Any]:
+    """The YAML metadata of the repo's current card, so configs and keys other tools put there survive."""
     from huggingface_hub import DatasetCard
 
     if "README.md" not in remote_files:
-        return []
-    metadata = DatasetCard(_download_text(api, repo_id, revision, "README.md")).data.to_dict()
-    return [c for c in metadata.get("configs") or [] if isinstance(c, Mapping) and c.get("config_name")]
+        return {}
+    return DatasetCard(_download_text(api, repo_id, revision, "README.md")).data.to_dict()

@@ -19,6 +19,7 @@ or pass a dotted path `package.module:object` wherever a rule name is accepted.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import inspect
 import math
 import random
@@ -162,30 +163,105 @@ class UniformRule:
         return self.group_size
 
 
+@dataclass(frozen=True)
+class CoverageRule:
+    """The smallest G whose group is non-degenerate (not all equal) with probability at least `probability`.
+
+    Symmetric in p and 1 - p: G is the least N with 1 - p^N - (1-p)^N >= probability, clipped to
+    [g_min, g_max]; p̂ = 0 or 1 (never non-degenerate) and any p̂ that needs more than g_max get g_max.
+    Knapsack RL (arXiv 2509.25849) calls this the coverage cost, N ≈ log(1 - α) / log(max(p, 1 - p)).
+
+    Args:
+        probability (`float`): α, the wanted chance of a group with signal, in (0, 1).
+
+    Example:
+        >>> [CoverageRule(0.75)(p, 2, 16) for p in (0.5, 0.25, 0.9, 0.0)]
+        [3, 5, 14, 16]
+    """
+
+    probability: float = 0.75
+
+    def __post_init__(self) -> None:
+        if not 0 < self.probability < 1:
+            raise ValueError(f"CoverageRule.probability must be in (0, 1), got {self.probability}")
+
+    def __call__(self, p_hat: float, g_min: int, g_max: int) -> int:
+        if not 0 < p_hat < 1:
+            return g_max
+        for size in range(max(1, g_min), g_max + 1):
+            if informative_probability(p_hat, size) >= self.probability - _EPS:
+                return size
+        return g_max
+
+
+@dataclass(frozen=True)
+class KnapsackRule:
+    """A budgeted rule: split a rollout budget across queries to maximise the expected signal.
+
+    Value of a group of G rollouts for a query whose success rate p has posterior Beta(a, b):
+
+        V(G) = E[(1 - p^G - (1-p)^G) · p(1-p)]
+
+    the probability that the group is informative (not all equal: otherwise its advantage is zero) times the
+    reward variance p(1-p), which sets how much an informative group's advantages can move the policy (the
+    policy gradient of a binary reward is Cov(r, ∇log π), proportional to p(1-p)). It is the value of
+    Knapsack RL (arXiv 2509.25849) without its extra (1-p) factor, which favours hard prompts on purpose; here
+    the curriculum or the query selection decides which queries come. V is computed exactly from Beta moments
+    and is concave in G (each extra rollout adds p^G(1-p)·p(1-p) + (1-p)^G·p·p(1-p), which shrinks with G), so
+    handing out rollouts one at a time to the largest marginal value is the optimal split (no dynamic
+    programming needed). Every query gets at least g_min rollouts and at most g_max.
+    """
+
+    budgeted = True
+
+    def allocate(
+        self, posteriors: Sequence[tuple[float, float]], budget: int, g_min: int, g_max: int
+    ) -> list[int]:
+        return knapsack_group_sizes(posteriors, budget, g_min, g_max)
+
+    def __call__(self, p_hat: float, g_min: int, g_max: int) -> int:
+        raise TypeError("the knapsack rule splits a budget across queries: call allocate_group_sizes(...)")
+
+
 GROUP_SIZE_RULES.register("inverse", inverse_rule)
 GROUP_SIZE_RULES.register("symmetric", symmetric_rule)
 GROUP_SIZE_RULES.register("uniform", UniformRule)
+GROUP_SIZE_RULES.register("coverage", CoverageRule)
+GROUP_SIZE_RULES.register("knapsack", KnapsackRule)
 
 
-def get_group_size_rule(name: str, uniform_group_size: int = 8) -> GroupSizeRule:
+def is_budgeted(rule: object) -> bool:
+    """True for rules that split a budget across queries (they have `allocate`), not one query at a time."""
+    return bool(getattr(rule, "budgeted", False)) and callable(getattr(rule, "allocate", None))
+
+
+def get_group_size_rule(name: str, uniform_group_size: int = 8, **options: float) -> GroupSizeRule:
     """The rule called `name` (or at a dotted path), ready to call as `rule(p_hat, g_min, g_max)`.
 
     Registered classes are instantiated; a class whose constructor takes `group_size` receives
-    `uniform_group_size`.
+    `uniform_group_size`, and one that takes a name in `options` (e.g. `probability` for `coverage`) receives
+    it. A budgeted rule (`knapsack`) is returned as an object with `allocate(...)`; see `allocate_group_sizes`.
 
     Args:
-        name (`str`): a registered name (`inverse`, `symmetric`, `uniform`) or `package.module:object`.
+        name (`str`): a registered name (`inverse`, `symmetric`, `uniform`, `coverage`, `knapsack`) or
+            `package.module:object`.
         uniform_group_size (`int`): G for rules that use a fixed group size.
+        options (`float`): constructor arguments of rules that take them (unused ones are ignored).
 
     Example:
         >>> get_group_size_rule("uniform", 4)(0.5, 2, 16)
         4
+        >>> get_group_size_rule("coverage", probability=0.5)(0.5, 2, 16)
+        2
     """
     obj = GROUP_SIZE_RULES.get(name)
     if isinstance(obj, type):
         params = inspect.signature(obj).parameters
-        obj = obj(group_size=uniform_group_size) if "group_size" in params else obj()
-    if not callable(obj):
+        kwargs = {key: value for key, value in options.items() if key in params}
+        if "group_size" in params:
+            kwargs["group_size"] = uniform_group_size
+        obj = obj(**kwargs)
+    if not callable(obj) and not is_budgeted(obj):
         raise TypeError(f"group-size rule {name!r} is not callable: {obj!r}")
     return obj
 
@@ -423,3 +499,110 @@ def expected_signal(
         unfiltered_rollouts=uniform_group_size * len(pool),
         unfiltered_informative_groups=sum(informative_probability(p, uniform_group_size) for p in pool),
     )
+
+
+# --------------------------------------------------------------------------- Beta posteriors and budgets
+
+
+def beta_moment(a: float, b: float, m: int, n: int) -> float:
+    """E[p^m (1-p)^n] for p ~ Beta(a, b), exactly: prod_{i<m} (a+i)/(a+b+i) · prod_{j<n} (b+j)/(a+b+m+j).
+
+    Example:
+        >>> beta_moment(1, 1, 1, 1)  # E[p(1-p)] under a flat prior = 1/6
+        0.16666666666666666
+    """
+    if a <= 0 or b <= 0:
+        raise ValueError(f"Beta parameters must be > 0, got a={a}, b={b}")
+    value = 1.0
+    for i in range(m):
+        value *= (a + i) / (a + b + i)
+    for j in range(n):
+        value *= (b + j) / (a + b + m + j)
+    return value
+
+
+def reward_variance(a: float, b: float) -> float:
+    """E[p(1-p)] under Beta(a, b): the expected variance of a binary reward, the signal one rollout can carry."""
+    return beta_moment(a, b, 1, 1)
+
+
+def group_value(a: float, b: float, group_size: int) -> float:
+    """V(G) = E[(1 - p^G - (1-p)^G) · p(1-p)] under Beta(a, b) (see `KnapsackRule`); 0 for G < 2.
+
+    Example:
+        >>> round(group_value(1, 1, 2), 4)  # flat prior: E[2p(1-p) · p(1-p)] = 2 E[p^2 (1-p)^2] = 1/15
+        0.0667
+    """
+    if group_size < 2:
+        return 0.0
+    return max(
+        0.0,
+        beta_moment(a, b, 1, 1) - beta_moment(a, b, group_size + 1, 1) - beta_moment(a, b, 1, group_size + 1),
+    )
+
+
+def knapsack_group_sizes(
+    posteriors: Sequence[tuple[float, float]], budget: int, g_min: int, g_max: int
+) -> list[int]:
+    """Split `budget` rollouts across queries (Beta posteriors `(a, b)`) to maximise the sum of `group_value`.
+
+    Every query gets g_min first; each further rollout goes to the query whose value grows most by it
+    (ties: the earlier query), never past g_max. Optimal because every V is concave in G. If every query
+    reaches g_max the rest of the budget stays unspent (the caller decides what to do with it).
+
+    Args:
+        posteriors (`Sequence[tuple[float, float]]`): (a, b) per query.
+        budget (`int`): rollouts to hand out; at least g_min per query.
+        g_min (`int`), g_max (`int`): bounds of each group size.
+
+    Example:
+        >>> knapsack_group_sizes([(5, 5), (1, 30), (30, 1)], budget=12, g_min=2, g_max=8)
+        [8, 2, 2]
+    """
+    if not 1 <= g_min <= g_max:
+        raise ValueError(f"need 1 <= g_min <= g_max, got {g_min}, {g_max}")
+    if budget < g_min * len(posteriors):
+        raise ValueError(
+            f"a budget of {budget} rollouts cannot give {len(posteriors)} queries {g_min} rollouts each"
+        )
+    sizes = [g_min] * len(posteriors)
+    heap = []
+    for index, (a, b) in enumerate(posteriors):
+        if g_min < g_max:
+            gain = group_value(a, b, g_min + 1) - group_value(a, b, g_min)
+            heapq.heappush(heap, (-gain, index))
+    for _ in range(budget - g_min * len(posteriors)):
+        if not heap:
+            break
+        _, index = heapq.heappop(heap)
+        sizes[index] += 1
+        if sizes[index] < g_max:
+            a, b = posteriors[index]
+            gain = group_value(a, b, sizes[index] + 1) - group_value(a, b, sizes[index])
+            heapq.heappush(heap, (-gain, index))
+    return sizes
+
+
+def allocate_group_sizes(
+    rule: GroupSizeRule,
+    posteriors: Sequence[tuple[float, float]],
+    g_min: int,
+    g_max: int,
+    budget: int | None = None,
+    pass_rates: Sequence[float] | None = None,
+) -> list[int]:
+    """Group sizes for a set of queries under any rule: per-query rules see each p̂, budgeted ones the budget.
+
+    Args:
+        rule (`GroupSizeRule`): from `get_group_size_rule`.
+        posteriors (`Sequence[tuple[float, float]]`): Beta (a, b) per query.
+        g_min (`int`), g_max (`int`): bounds.
+        budget (`int`, *optional*): rollouts to split (budgeted rules only; required for them).
+        pass_rates (`Sequence[float]`, *optional*): p̂ per query for per-query rules; default: posterior means.
+    """
+    if is_budgeted(rule):
+        if budget is None:
+            raise ValueError("a budgeted rule (knapsack) needs a rollout budget")
+        return list(rule.allocate(posteriors, budget, g_min, g_max))
+    rates = pass_rates if pass_rates is not None else [a / (a + b) for a, b in posteriors]
+    return [int(rule(p, g_min, g_max)) for p in rates]

@@ -8,7 +8,8 @@ How it stays cheap and safe on long runs:
   killed run (Ctrl-C or SIGKILL) loses at most the chunk in flight.
 - Resume: rerunning the same command skips ids already in finished parts. Chunks are cut from the
   same query order and seeded from their ids, so a resumed run writes exactly what an uninterrupted
-  one would have.
+  one would have. A rerun with other settings (`RUN_IDENTITY`) or other queries under the same ids
+  (`QUERY_IDENTITY`: another instruction, say) is refused, naming what differs.
 - Sharding: `shard_index/num_shards` splits queries by a hash of their id (deterministic, order
   free); each worker writes its own `shard-i-of-n/` folder and `merge` joins them.
 - Overlap: the verifier of chunk i runs in a background thread (its own process pool does the work)
@@ -44,7 +45,12 @@ logger = logging.getLogger(__name__)
 PROFILES_FILE = "profiles.parquet"
 RUN_FILE = "run.json"
 # Run settings that must match between a run and its resume: mixing them would corrupt the profile.
-RUN_IDENTITY = ("model", "sampling", "verifier", "source")
+# (Package versions and the date may differ: a resume after an upgrade or on another day is allowed.)
+RUN_IDENTITY = ("model", "model_revision", "sampler", "sampling", "verifier", "verifier_version", "source")
+# What a query's profile depends on besides the run settings: what the policy saw and what the verifier
+# checked. A resume compares them for every finished query, so another instruction, system prompt or
+# version of the source cannot slip into a folder under the same ids.
+QUERY_IDENTITY = ("prompt", "answer", "tests", "entry_point")
 HISTOGRAM_EDGES = (0.0, 0.25, 0.5, 0.75, 1.0)
 PACKAGES = ("sgpo-curate", "torch", "transformers", "math-verify", "datasets", "trl")
 
@@ -67,7 +73,8 @@ class ProfileSummary:
 
     @property
     def generation_tokens(self) -> int:
-        """Tokens the model processed: every prompt once per sample, plus every generated token."""
+        """Tokens the model processed: every prompt once per query (the sampler encodes it once and shares it
+        among the k samples), plus every generated token."""
         return self.prompt_tokens + self.completion_tokens
 
     @property
@@ -135,14 +142,26 @@ def _write_run_info(out_dir: Path, info: dict) -> None:
     path = out_dir / RUN_FILE
     if path.exists():
         earlier = json.loads(path.read_text())
-        changed = [key for key in RUN_IDENTITY if earlier.get(key) != info.get(key)]
+        changed = _differences(earlier, info, RUN_IDENTITY)
         if changed:
             raise ValueError(
-                f"{out_dir} holds a profile made with other settings ({', '.join(changed)} differ); "
+                f"{out_dir} holds a profile made with other settings ({'; '.join(changed)}); "
                 f"resume with the same settings, or use a new --out"
             )
         return
     _atomic_write_text(path, json.dumps(info, indent=2, sort_keys=True))
+
+
+def _differences(earlier: dict, now: dict, keys: Iterable[str], prefix: str = "") -> list[str]:
+    """`key: X there, Y now` for every key whose value differs (nested dicts key by key)."""
+    out = []
+    for key in keys:
+        old, new = earlier.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += _differences(old, new, sorted({*old, *new}), f"{prefix}{key}.")
+        elif old != new:
+            out.append(f"{prefix}{key}: {old!r} there, {new!r} now")
+    return out
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -169,12 +188,33 @@ def _parts(directory: Path) -> list[Path]:
     return sorted(directory.glob("part-*.parquet"))
 
 
-def _finished_ids(directory: Path) -> set[str]:
+def _fingerprint(row: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps([row.get(k) for k in QUERY_IDENTITY], sort_keys=True).encode()).hexdigest()
+
+
+def _finished_queries(directory: Path) -> dict[str, str]:
+    """Id -> fingerprint of every query in a finished part of this shard."""
     import pyarrow.parquet as pq
 
     return {
-        i for part in _parts(directory) for i in pq.read_table(part, columns=["id"]).column("id").to_pylist()
+        row["id"]: _fingerprint(row)
+        for part in _parts(directory)
+        for row in pq.read_table(part, columns=["id", *QUERY_IDENTITY]).to_pylist()
     }
+
+
+def _still_to_do(query: Query, finished: dict[str, str], directory: Path) -> bool:
+    """True for a query not profiled yet; a finished one must be the very query profiled before."""
+    earlier = finished.get(query.id)
+    if earlier is None:
+        return True
+    if earlier != _fingerprint(query.to_row()):
+        raise ValueError(
+            f"query {query.id!r} differs from the one already profiled in {directory} (its prompt, answer "
+            "or tests changed: another instruction, system prompt or source version?); resume with the "
+            "same inputs, or use a new --out"
+        )
+    return False
 
 
 def _select(queries: Iterable[Query], config: ProfileConfig, duplicates: Counter) -> Iterator[Query]:
@@ -228,13 +268,14 @@ def profile(
     sampling = sampling or SamplingConfig()
     out_dir = Path(config.out_dir)
     directory = shard_dir(out_dir, config.shard_index, config.num_shards)
-    directory.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     _write_run_info(out_dir, describe_run(sampler, verifier, sampling, source, source_license))
-    finished = _finished_ids(directory)
+    directory.mkdir(exist_ok=True)  # after the identity check: a refused run leaves no shard folder
+    finished = _finished_queries(directory)
     next_part = int(_parts(directory)[-1].stem.split("-")[1]) + 1 if finished else 0
     rejects = rejects if rejects is not None else []
     duplicates: Counter = Counter()
-    todo = (q for q in _select(queries, config, duplicates) if q.id not in finished)
+    todo = (q for q in _select(queries, config, duplicates) if _still_to_do(q, finished, directory))
     total = _count_todo(queries, config, finished)
     started = time.perf_counter()
     with (
@@ -273,13 +314,13 @@ def profile(
     return summary
 
 
-def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: set[str]) -> int | None:
+def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: dict[str, str]) -> int | None:
     """Queries left, for the progress bar's ETA: exact for lists, estimated from `limit` for streams."""
     if isinstance(queries, (list, tuple)):
         selected = {
             q.id for q in queries[: config.limit] if shard_of(q.id, config.num_shards) == config.shard_index
         }
-        return len(selected - finished)
+        return len(selected - finished.keys())
     if config.limit is not None:  # a stream we must not consume twice: this shard's expected share
         return max(0, round(config.limit / config.num_shards) - len(finished))
     return None
@@ -360,9 +401,7 @@ def summarize(
         summary.samples += sum(table["num_samples"]) + sum(table["num_unverifiable"])
         summary.unverifiable_samples += sum(table["num_unverifiable"])
         summary.completion_tokens += sum(sum(tokens) for tokens in table["completion_tokens"])
-        summary.prompt_tokens += sum(
-            p * len(t) for p, t in zip(table["prompt_tokens"], table["completion_tokens"], strict=True)
-        )
+        summary.prompt_tokens += sum(table["prompt_tokens"])
         pass_rates.extend(table["pass_rate"])
     summary.histogram = pass_rate_histogram(pass_rates)
     return summary

@@ -5,10 +5,10 @@ Every sampler keeps one contract:
     sampler.sample(queries: list[Query], config: SamplingConfig, seed: int) -> list[Samples]
 
 one `Samples` per query, each with exactly `config.k` texts and token counts. The same queries, config
-and seed give the same samples. Registered samplers:
+and seed give the same samples; temperature 0 decodes greedily. Registered samplers:
 
-- `transformers`: CPU or GPU; many queries per `generate` call (each repeated k times), seeded without
-  touching the caller's global RNG.
+- `transformers`: CPU or GPU; many queries per `generate` call (each repeated k times), seeded from the
+  call's query ids (`derive_seed(seed, *ids)`) without touching the caller's global RNG.
 - `vllm`: GPU only (`pip install 'sgpo-curate[vllm]'`), `SamplingParams(n=k, seed=...)` with a seed per
   query; imported only when asked for, never on CPU paths.
 """
@@ -134,10 +134,7 @@ class TransformersSampler:
             output = self.model.generate(
                 **repeated,
                 **{_cache_kwarg(): cache},
-                do_sample=True,
-                temperature=config.temperature,
-                top_p=config.top_p,
-                top_k=0,
+                **_decoding(config),
                 max_new_tokens=config.max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=sorted(self._eos_ids) or None,
@@ -197,6 +194,13 @@ class TransformersSampler:
                 token_ids = token_ids[: position + 1]
                 break
         return self.tokenizer.decode(token_ids, skip_special_tokens=True), len(token_ids)
+
+
+def _decoding(config: SamplingConfig) -> dict:
+    """`generate` arguments for the config: greedy at temperature 0, else plain sampling (no top-k)."""
+    if config.temperature == 0:
+        return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    return {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p, "top_k": 0}
 
 
 @SAMPLERS.register("vllm")

@@ -93,6 +93,26 @@ def test_configs_of_an_existing_card_are_kept(tmp_path):
     assert "| `raw` | (added by another tool" in text
 
 
+def test_an_existing_cards_own_keys_are_kept_and_ours_are_rendered_afresh(tmp_path):
+    """Keys another tool wrote survive; what we wrote before (a raw config that is gone, a mixed-license
+    note whose reason is gone) does not."""
+    write_curated(curate(make_pool()), tmp_path, RUN_INFO)
+    existing = {
+        "language": ["en"],
+        "other_tool": {"version": 3},
+        "license_name": "mixed",
+        "license_details": "Rows keep their source's license: mit, apache-2.0",
+        "pretty_name": "old title",
+    }
+    stale_raw = [{"config_name": "tiny-llama-raw", "data_files": [{"split": "train", "path": "raw/x/*"}]}]
+    text = render_card(read_summaries(tmp_path), extra_configs=stale_raw, extra_metadata=existing)
+    meta = DatasetCard(text).data.to_dict()
+    assert meta["language"] == ["en"] and meta["other_tool"] == {"version": 3}
+    assert "license_name" not in meta and "license_details" not in meta
+    assert meta["pretty_name"] != "old title" and meta["license"] == "mit"
+    assert [c["config_name"] for c in meta["configs"]] == ["tiny-llama"]
+
+
 def test_license_ids_are_normalized_and_mixed_sources_say_other(tmp_path):
     write_curated(curate(make_pool()), tmp_path, RUN_INFO | {"source_license": "CC BY 4.0"})
     assert DatasetCard.load(tmp_path / "README.md").data.to_dict()["license"] == "cc-by-4.0"

@@ -142,7 +142,9 @@ def test_config_checks_and_single_model():
         CurateConfig(order="longest-first")
     with pytest.raises(ValueError, match="min_pass_rate"):
         CurateConfig(min_pass_rate=0.9, max_pass_rate=0.1)
-    with pytest.raises(UnknownNameError, match="valid group-size rules: inverse, symmetric, uniform"):
+    with pytest.raises(
+        UnknownNameError, match="valid group-size rules: coverage, inverse, knapsack, symmetric, uniform"
+    ):
         CurateConfig(rule="sqrt")
     with pytest.raises(ValueError, match="exactly one model"):
         curate([make_profile(0, 3), make_profile(1, 3, model="other/model")])
@@ -229,3 +231,36 @@ def test_cli_curate_bad_input_exits_2(tmp_path, capsys):
     )
     assert "g_min <= g_max" in capsys.readouterr().err
     assert main(["curate", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_knapsack_splits_plain_grpo_budget_over_the_kept_queries():
+    from sgpo_curate.policy import group_value
+
+    result = curate(make_pool(), CurateConfig(rule="knapsack", uniform_group_size=8, g_max=16))
+    rows = result.dataset.to_list()
+    assert sum(r["group_size"] for r in rows) == 8 * len(rows)  # the same rollouts as uniform G on them
+    assert all(2 <= r["group_size"] <= 16 for r in rows)
+    # moving one rollout between any two queries never raises the total expected signal (the split is optimal)
+    posterior = [(1 + r["num_correct"], 1 + r["num_samples"] - r["num_correct"]) for r in rows]
+    for i, (a, b) in enumerate(posterior):
+        for j, (c, d) in enumerate(posterior):
+            gi, gj = rows[i]["group_size"], rows[j]["group_size"]
+            if i == j or gi <= 2 or gj >= 16:
+                continue
+            moved = group_value(a, b, gi - 1) + group_value(c, d, gj + 1)
+            assert moved <= group_value(a, b, gi) + group_value(c, d, gj) + 1e-12
+
+
+def test_filtering_is_a_policy_option():
+    unfiltered = curate(make_pool(), CurateConfig(filter=False, rule="uniform"))
+    kept = {r["id"] for r in unfiltered.dataset}
+    assert {f"toy/{i}" for i in range(12)} <= kept  # trivial and every unsolvable query stay
+    assert unfiltered.drops["trivial"] == unfiltered.drops["unsolvable_not_sampled"] == 0
+    assert unfiltered.drops["unverifiable"] == 1 and unfiltered.drops["duplicate_id"] == 1
+
+
+def test_coverage_rule_through_curate():
+    result = curate(make_pool(), CurateConfig(rule="coverage", coverage_probability=0.5, g_max=16))
+    by_id = {r["id"]: r for r in result.dataset}
+    assert by_id["toy/17"]["group_size"] == 2  # p̂ = 4/8: a pair is informative half of the time
+    assert by_id["toy/13"]["group_size"] == 6  # p̂ = 1/8: 1 - (7/8)^6 - (1/8)^6 >= 0.5, at 5 it is not

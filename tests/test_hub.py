@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import curation_helpers as helpers  # noqa: E402  (tests/ is on pytest's pythonpath)
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hub_server import HubServer  # noqa: E402
@@ -142,6 +143,118 @@ def test_second_config_leaves_the_first_intact_and_republishing_is_a_no_op(hub, 
         assert "unchanged, nothing pushed" in again.stdout
     assert len(hub.commits(repo)) == commits, "re-publishing the same content made a commit"
     assert hub.files(repo) == files
+
+
+def remote_paths(hub, repo: str, config: str) -> set[str]:
+    return {
+        p
+        for p in hub.files(repo)
+        if p.split("/")[:2] in (["data", config], ["raw", config], ["plots", config])
+    }
+
+
+def local_paths(folder: Path, config: str) -> set[str]:
+    return {
+        p.relative_to(folder).as_posix()
+        for top in ("data", "raw", "plots")
+        for p in (folder / top / config).glob("*")
+    }
+
+
+def split_into_two_shards(folder: Path, config: str) -> None:
+    """Write a config's data as two parquet shards, as a bigger dataset would be."""
+    single = folder / "data" / config / "train-00000-of-00001.parquet"
+    table = pq.read_table(single)
+    half = table.num_rows // 2
+    for index, part in enumerate((table.slice(0, half), table.slice(half))):
+        pq.write_table(part, single.with_name(f"train-{index:05d}-of-00002.parquet"))
+    single.unlink()
+
+
+def test_republishing_a_config_with_fewer_files_deletes_the_stale_ones(hub, tmp_path):
+    """First: two data shards, the raw config and every plot. Then: one shard, no raw, one plot fewer.
+    The remote copy must equal the new one (a stale shard would add its rows to `load_dataset`), the card
+    must stop listing the raw config, and another config's files stay as they were."""
+    repo, env = "org/shrinking", client_env(hub, tmp_path)
+    curated_dir(tmp_path / "other", model="org/other-model", config_name="other")
+    assert sgpo(env, "publish", str(tmp_path / "other"), "--repo", repo).returncode == 0
+    others = {p: d for p, d in hub.files(repo).items() if p != "README.md"}
+
+    curated_dir(tmp_path / "big", raw=True)
+    split_into_two_shards(tmp_path / "big", "tiny-llama")
+    proc = sgpo(env, "publish", str(tmp_path / "big"), "--repo", repo)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert remote_paths(hub, repo, "tiny-llama") == local_paths(tmp_path / "big", "tiny-llama")
+
+    result = curated_dir(tmp_path / "small")
+    (tmp_path / "small" / "plots" / "tiny-llama" / "rollouts_vs_uniform.png").unlink()
+    proc = sgpo(env, "publish", str(tmp_path / "small"), "--repo", repo)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert remote_paths(hub, repo, "tiny-llama") == local_paths(tmp_path / "small", "tiny-llama")
+    assert "data/tiny-llama/train-00000-of-00001.parquet" in hub.files(repo)
+    assert load_rows(env, repo, "tiny-llama") == result.dataset.to_list()
+    card = DatasetCard(hub.files(repo)["README.md"].decode())
+    assert [c["config_name"] for c in card.data.to_dict()["configs"]] == ["other", "tiny-llama"]
+    for path, data in others.items():
+        assert hub.files(repo)[path] == data, f"{path} of another config changed"
+
+
+OTHER_TOOL_CARD = """---
+language:
+- en
+pretty_name: Human labels
+configs:
+- config_name: human-labels
+  data_files:
+  - split: train
+    path: labels/*.parquet
+other_tool:
+  version: 3
+  reviewed: true
+---
+
+# Human labels
+"""
+
+
+def other_tool_commits(env: dict[str, str], repo: str, files: dict[str, Path]) -> None:
+    """Another tool writes to the repo with the plain Hub client."""
+    code = (
+        "import json, sys; from huggingface_hub import HfApi, CommitOperationAdd; api = HfApi(); "
+        "files = json.loads(sys.argv[2]); "
+        "api.create_repo(sys.argv[1], repo_type='dataset', exist_ok=True); "
+        "api.create_commit(sys.argv[1], [CommitOperationAdd(p, l) for p, l in files.items()], "
+        "repo_type='dataset', commit_message='labels')"
+    )
+    files_json = json.dumps({p: str(local) for p, local in files.items()})
+    proc = run([sys.executable, "-c", code, repo, files_json], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_configs_and_metadata_another_tool_put_in_the_card_survive_a_publish(hub, tmp_path):
+    repo, env = "org/shared", client_env(hub, tmp_path)
+    labels = [{"id": "toy/1", "label": "easy"}, {"id": "toy/2", "label": "hard"}]
+    pq.write_table(pa.Table.from_pylist(labels), tmp_path / "labels.parquet")
+    (tmp_path / "README.md").write_text(OTHER_TOOL_CARD)
+    other_tool_commits(
+        env, repo, {"README.md": tmp_path / "README.md", "labels/train.parquet": tmp_path / "labels.parquet"}
+    )
+    theirs = DatasetCard(OTHER_TOOL_CARD).data.to_dict()
+
+    curated_dir(tmp_path / "curated")
+    for attempt in range(2):  # the second publish finds nothing to change
+        commits = len(hub.commits(repo))
+        proc = sgpo(env, "publish", str(tmp_path / "curated"), "--repo", repo)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert len(hub.commits(repo)) == commits + (1 - attempt)
+
+    card = DatasetCard(hub.files(repo)["README.md"].decode()).data.to_dict()
+    assert [c["config_name"] for c in card["configs"]] == ["human-labels", "tiny-llama"]
+    assert card["configs"][0] == theirs["configs"][0]
+    assert card["language"] == ["en"] and card["other_tool"] == theirs["other_tool"]
+    assert "tiny-llama" in card["sgpo_profiles"]
+    assert hub.files(repo)["labels/train.parquet"] == (tmp_path / "labels.parquet").read_bytes()
+    assert load_rows(env, repo, "human-labels") == labels
 
 
 def test_rejected_or_missing_token_is_a_clear_error_and_never_printed(hub, tmp_path):

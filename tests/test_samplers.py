@@ -1,3 +1,7 @@
+"""The transformers sampler against plain `generate`, on the tiny model and real GSM8K prompts."""
+
+import dataclasses
+
 import pytest
 import torch
 
@@ -12,8 +16,33 @@ def sampler(tiny_model_dir):
 
 
 @pytest.fixture(scope="module")
+def sharp_sampler(tiny_model_dir):
+    """The tiny model with its weights scaled up. Untrained, it answers newlines to every prompt; scaled,
+    its answers depend on every prompt token and position, so a wrong cache or position id shows."""
+    sampler = get_sampler("transformers", tiny_model_dir)
+    with torch.no_grad():
+        for name, parameter in sampler.model.named_parameters():
+            if "norm" not in name:
+                parameter.mul_(10)
+    return sampler
+
+
+@pytest.fixture(scope="module")
 def queries():
     return load_queries("gsm8k", limit=3)[0]
+
+
+def with_ids(queries, prefix):
+    return [dataclasses.replace(q, id=f"{prefix}/{q.id}") for q in queries]
+
+
+def plain_generate(sampler, prompts, max_new_tokens, **kwargs):
+    """`model.generate` as documented: the whole prompt, its default cache, no prefill of ours."""
+    batch = sampler.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    output = sampler.model.generate(
+        **batch, max_new_tokens=max_new_tokens, pad_token_id=sampler.tokenizer.pad_token_id, **kwargs
+    )
+    return [sampler._cut(row) for row in output[:, batch["input_ids"].shape[1] :].tolist()]
 
 
 def test_exactly_k_samples_per_query_within_the_token_budget(sampler, queries):
@@ -25,6 +54,32 @@ def test_exactly_k_samples_per_query_within_the_token_budget(sampler, queries):
         assert samples.prompt_tokens > 20
 
 
+def test_greedy_batched_prefill_equals_plain_generate_of_each_prompt_alone(sharp_sampler, queries):
+    """Prompts of different lengths in one left-padded batch, through the cached prefill, give what
+    `generate` gives each prompt alone (no padding at all)."""
+    prompts = [sharp_sampler.render(q) for q in queries]
+    lengths = [len(sharp_sampler.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    assert len(set(lengths)) == len(lengths), "the batch must need padding"
+    out = sharp_sampler.sample(queries, SamplingConfig(k=2, max_new_tokens=24, temperature=0), seed=0)
+    for prompt, length, samples in zip(prompts, lengths, out, strict=True):
+        [(text, count)] = plain_generate(sharp_sampler, [prompt], 24, do_sample=False)
+        assert samples.texts == (text, text) and samples.completion_tokens == (count, count)
+        assert samples.prompt_tokens == length
+    assert len({s.texts[0] for s in out}) == len(out), "answers should depend on the prompt"
+
+
+def test_sampling_equals_plain_generate_under_the_seed_of_the_query_ids(sharp_sampler, queries):
+    """At temperature 1 the sampler draws exactly what `generate` draws on the same padded batch seeded
+    with `derive_seed(seed, *ids)`: the prefill changes no logit and the seed comes from the ids."""
+    k, tokens = 2, 16
+    out = sharp_sampler.sample(queries, SamplingConfig(k=k, max_new_tokens=tokens), seed=5)
+    prompts = [sharp_sampler.render(q) for q in queries for _ in range(k)]
+    torch.manual_seed(derive_seed(5, *(q.id for q in queries)))
+    expected = plain_generate(sharp_sampler, prompts, tokens, do_sample=True, top_k=0, top_p=1.0)
+    assert [(t, n) for s in out for t, n in zip(s.texts, s.completion_tokens, strict=True)] == expected
+    assert len({t for s in out for t in s.texts}) == len(expected), "samples should differ"
+
+
 def test_same_seed_same_samples_and_global_rng_untouched(sampler, queries):
     config = SamplingConfig(k=2, max_new_tokens=10)
     torch.manual_seed(123)
@@ -32,8 +87,26 @@ def test_same_seed_same_samples_and_global_rng_untouched(sampler, queries):
     torch.manual_seed(123)
     first = sampler.sample(queries, config, seed=7)
     assert torch.rand(1) == before  # the caller's RNG stream is not consumed
+    sampler.sample(with_ids(queries, "other"), config, seed=7)  # no state carries over between calls
     assert sampler.sample(queries, config, seed=7) == first
     assert sampler.sample(queries, config, seed=8) != first
+
+
+def test_samples_follow_the_query_ids_not_only_the_prompts(sharp_sampler, queries):
+    """The same prompts under other ids are other draws: chunks never share a random stream, and a
+    resumed chunk (same ids) draws what it drew before."""
+    config = SamplingConfig(k=2, max_new_tokens=10)
+    first = sharp_sampler.sample(queries, config, seed=0)
+    assert sharp_sampler.sample(with_ids(queries, "a"), config, seed=0) != first
+    assert sharp_sampler.sample(with_ids(queries, "a"), config, seed=0) == sharp_sampler.sample(
+        with_ids(queries, "a"), config, seed=0
+    )
+
+
+def test_greedy_config_is_checked():
+    assert SamplingConfig(temperature=0).temperature == 0
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        SamplingConfig(temperature=-0.5)
 
 
 def test_stop_token_ends_a_sample(sampler):
@@ -46,6 +119,7 @@ def test_stop_token_ends_a_sample(sampler):
 def test_seeds_are_stable_and_key_dependent():
     assert derive_seed(0, "a") == derive_seed(0, "a")
     assert derive_seed(0, "a") != derive_seed(0, "b") != derive_seed(1, "b")
+    assert derive_seed(0, "a", "b") != derive_seed(0, "ab") != derive_seed(0, "b", "a")
 
 
 def test_unknown_model_and_sampler_are_clear(tiny_model_dir):

@@ -72,7 +72,9 @@ class MathVerifier:
 
     @property
     def version(self) -> str:
-        return f"math-verify=={metadata.version('math-verify')}"
+        # The timeout can turn a slow check into a wrong verdict, so it is part of the version (as in
+        # the code verifier's): a resume with another timeout is refused.
+        return f"math-verify=={metadata.version('math-verify')} timeout_s={self.timeout_s}"
 
     def _executor(self) -> Executor:
         if self._pool is None:
