@@ -33,6 +33,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from importlib import metadata
 from itertools import groupby
 
+from sgpo_curate._extras import require, requires
 from sgpo_curate.records import Query
 from sgpo_curate.registry import VERIFIERS
 
@@ -59,8 +60,9 @@ def _answer_config(extraction: str):
     """math-verify extraction targets for a completion; `None` = its defaults (lenient)."""
     if extraction == "lenient":
         return None
-    from latex2sympy2_extended import NormalizationConfig
-    from math_verify import LatexExtractionConfig
+    with requires("profile"):
+        from latex2sympy2_extended import NormalizationConfig
+        from math_verify import LatexExtractionConfig
 
     # TRL 1.16 `accuracy_reward`, verbatim: boxed first, no answer without an anchor or math delimiters.
     return [
@@ -89,7 +91,8 @@ def check_answers(
         >>> check_answers("18", ["so 18"], 5, extraction="lenient")
         [1.0]
     """
-    from math_verify import parse, verify
+    with requires("profile"):
+        from math_verify import parse, verify
 
     gold_parsed = parse(solution_text(gold), parsing_timeout=timeout_s)
     if not gold_parsed:
@@ -131,6 +134,7 @@ class MathVerifier:
                 f"unknown math extraction {extraction!r}; valid: {', '.join(EXTRACTION_MODES)} "
                 "(strict = TRL's accuracy_reward, lenient = any last number)"
             )
+        require("profile", "math_verify")  # here: the workers import it, and fail far from the caller
         self.workers = workers or os.cpu_count() or 1
         self.timeout_s = math.ceil(timeout_s)  # signal.alarm takes whole seconds
         self.extraction = extraction
