@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import curation_helpers as helpers  # tests/ is on pytest's pythonpath
+import pytest
 from huggingface_hub import DatasetCard
 
 from sgpo_curate.cards import load_template, read_summaries, render_card, render_plots
@@ -147,6 +149,9 @@ def test_card_records_the_upstream_model_and_the_reward(tmp_path):
     assert "reward_funcs=accuracy_reward" in text  # strict math: TRL's own reward reads `solution`
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("trl") is None, reason="runs the trainer: needs the 'train' extra"
+)
 def test_card_training_example_runs_as_written(tmp_path, tiny_model_dir, monkeypatch):
     """The card's code, run unchanged: the dataset folder stands in for the Hub repo, the tiny model for the
     profiled one (it is what was profiled here, by path)."""
