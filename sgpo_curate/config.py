@@ -58,6 +58,13 @@ class SamplingConfig:
     )
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass in (0, 1]."})
     seed: int = field(default=0, metadata={"help": "Base seed; the same seed gives the same profiles."})
+    first_sample: int = field(
+        default=0,
+        metadata={
+            "help": "Number of each query's first sample: a call draws samples first_sample .. first_sample+k-1, "
+            "each from its own seeded stream (so k=8 with first_sample=8 extends a k=8 profile to 16)."
+        },
+    )
     batch_queries: int = field(
         default=8,
         metadata={"help": "Queries per generate call (each with k samples, so batch_queries*k sequences)."},
@@ -74,6 +81,8 @@ class SamplingConfig:
             raise ValueError(f"SamplingConfig.top_p must be in (0, 1], got {self.top_p}")
         if self.batch_queries < 1:
             raise ValueError(f"SamplingConfig.batch_queries must be >= 1, got {self.batch_queries}")
+        if self.first_sample < 0:
+            raise ValueError(f"SamplingConfig.first_sample must be >= 0, got {self.first_sample}")
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,17 @@ PROFILES_FILE = "profiles.parquet"
 RUN_FILE = "run.json"
 # Run settings that must match between a run and its resume: mixing them would corrupt the profile.
 # (Package versions and the date may differ: a resume after an upgrade or on another day is allowed.)
-RUN_IDENTITY = ("model", "model_revision", "sampler", "sampling", "verifier", "verifier_version", "source")
+RUN_IDENTITY = (
+    "model",
+    "model_revision",
+    "sampler",
+    "sampler_version",
+    "sampling",
+    "adaptive",
+    "verifier",
+    "verifier_version",
+    "source",
+)
 # What a query's profile depends on besides the run settings: what the policy saw and what the verifier
 # checked. A resume compares them for every finished query, so another instruction, system prompt or
 # version of the source cannot slip into a folder under the same ids.
@@ -128,6 +138,7 @@ def describe_run(
         "model_revision": sampler.model_revision,
         "num_parameters": sampler.num_parameters,
         "sampler": sampler.name,
+        "sampler_version": getattr(sampler, "version", None),
         "sampling": asdict(sampling),
         "verifier": getattr(verifier, "name", type(verifier).__name__),
         "verifier_version": getattr(verifier, "version", None),
