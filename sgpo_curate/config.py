@@ -86,6 +86,72 @@ class SamplingConfig:
 
 
 @dataclass(frozen=True)
+class AdaptiveConfig:
+    """Adaptive profiling: sample each query in rounds and stop once its decisions are settled.
+
+    A query is sampled up to `SamplingConfig.k` times (k_max), checked after each round's cumulative count
+    (2, 4, 8, ... by default). It stops when, under the prior updated by its rewards so far, the decisions
+    curation takes from it (trivial, unsolvable, or its group size under `rule`) would come out the same
+    after all k_max samples with probability at least `confidence`.
+    """
+
+    confidence: float = field(
+        default=0.95,
+        metadata={
+            "help": "Stop a query once its decisions would match k_max samples' with this posterior probability."
+        },
+    )
+    rounds: tuple[int, ...] = field(
+        default=(),
+        metadata={
+            "help": "Cumulative samples per query at which to check (k_max is always last); empty: 2, 4, 8, ... up to k."
+        },
+    )
+    prior: str = field(
+        default="flat",
+        metadata={
+            "help": "Prior of each query's pass rate: flat (Beta(1,1)), or a profiling folder (or profiles.parquet) "
+            "of a pilot run whose pool-level distribution is fitted (many p=0 queries make failures say more)."
+        },
+    )
+    rule: str = field(
+        default="inverse",
+        metadata={
+            "help": "Group-size rule whose decision must be settled (as in curate); a budgeted rule settles only trivial/unsolvable."
+        },
+    )
+    g_min: int = field(default=2, metadata={"help": "Smallest group size of the rule (as in curate)."})
+    g_max: int = field(default=16, metadata={"help": "Largest group size of the rule (as in curate)."})
+
+    def __post_init__(self) -> None:
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"AdaptiveConfig.confidence must be in (0, 1), got {self.confidence}")
+        rounds = tuple(int(r) for r in self.rounds)
+        if any(r < 1 for r in rounds) or list(rounds) != sorted(set(rounds)):
+            raise ValueError(
+                f"AdaptiveConfig.rounds must be increasing positive sample counts, got {self.rounds}"
+            )
+        object.__setattr__(self, "rounds", rounds)
+        if not 1 <= self.g_min <= self.g_max:
+            raise ValueError(f"AdaptiveConfig needs 1 <= g_min <= g_max, got {self.g_min}, {self.g_max}")
+
+    def schedule(self, k: int) -> tuple[int, ...]:
+        """Cumulative samples per query after each round, ending at k.
+
+        Example:
+            >>> AdaptiveConfig().schedule(16), AdaptiveConfig(rounds=(3, 6)).schedule(8)
+            ((2, 4, 8, 16), (3, 6, 8))
+        """
+        if self.rounds:
+            return tuple(r for r in self.rounds if r < k) + (k,)
+        points, n = [], 2
+        while n < k:
+            points.append(n)
+            n *= 2
+        return (*points, k)
+
+
+@dataclass(frozen=True)
 class ProfileConfig:
     """Where and how profiles are written."""
 
@@ -101,6 +167,12 @@ class ProfileConfig:
         default=True, metadata={"help": "Store raw completions in the profiles (for the `raw` config)."}
     )
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+    adaptive: AdaptiveConfig | None = field(
+        default=None,
+        metadata={
+            "help": "Sample in rounds and stop each query once its decisions are settled (None: k each)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.num_shards < 1:

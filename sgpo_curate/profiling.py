@@ -14,6 +14,9 @@ How it stays cheap and safe on long runs:
   free); each worker writes its own `shard-i-of-n/` folder and `merge` joins them.
 - Overlap: the verifier of chunk i runs in a background thread (its own process pool does the work)
   while chunk i+1 is generated.
+- Adaptive (`ProfileConfig.adaptive`): each chunk is sampled in rounds (2, 4, 8, ... up to k) and a query
+  leaves once its decisions are settled (`sgpo_curate.adaptive`); its profile holds the samples it took.
+  Every sample has its own seed, so those are exactly the first samples a fixed-k run draws.
 
 Layout of `out_dir`: `run.json` (model, sampling, verifier, versions), `shard-*/part-*.parquet`,
 `shard-*/rejects.jsonl`, `shard-*/DONE.json` (the shard's summary), `profiles.parquet` (merged).
@@ -28,16 +31,19 @@ import logging
 import math
 import os
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sgpo_curate.config import ProfileConfig, SamplingConfig
+from sgpo_curate.adaptive import StoppingRule
+from sgpo_curate.config import AdaptiveConfig, ProfileConfig, SamplingConfig
+from sgpo_curate.policy import BetaMixture
 from sgpo_curate.records import Query, QueryProfile
 
 logger = logging.getLogger(__name__)
@@ -80,11 +86,12 @@ class ProfileSummary:
     wall_seconds: float = 0.0
     histogram: dict[str, int] = field(default_factory=dict)
     rejects: dict[str, int] = field(default_factory=dict)
+    fixed_k_samples: int = 0
 
     @property
     def generation_tokens(self) -> int:
-        """Tokens the model processed: every prompt once per query (the sampler encodes it once and shares it
-        among the k samples), plus every generated token."""
+        """Tokens the model processed: every prompt once per query and round (the sampler encodes it once and
+        shares it among the round's samples), plus every generated token."""
         return self.prompt_tokens + self.completion_tokens
 
     @property
@@ -98,6 +105,11 @@ class ProfileSummary:
             f"tokens: {self.completion_tokens:,} generated, {self.prompt_tokens:,} prompt; "
             f"estimated FLOPs {self.flops:.3g} (2 x {self.num_parameters:,} params x tokens)",
         ]
+        if self.fixed_k_samples:
+            lines.append(
+                f"adaptive: {self.samples} samples where fixed k takes {self.fixed_k_samples} "
+                f"({1 - self.samples / self.fixed_k_samples:.0%} fewer)"
+            )
         if self.unverifiable_samples:
             lines.append(f"unverifiable samples (gold answer did not parse): {self.unverifiable_samples}")
         if self.rejects:
@@ -130,9 +142,24 @@ def package_versions() -> dict[str, str]:
 
 
 def describe_run(
-    sampler, verifier, sampling: SamplingConfig, source: str, source_license: str = "unknown"
+    sampler,
+    verifier,
+    sampling: SamplingConfig,
+    source: str,
+    source_license: str = "unknown",
+    stopping: StoppingRule | None = None,
 ) -> dict:
     """What `run.json` records: enough to reproduce the profile and to write the dataset card."""
+    adaptive = None
+    if stopping is not None:
+        adaptive = {
+            "schedule": list(stopping.schedule),
+            "confidence": stopping.confidence,
+            "rule": stopping.rule,
+            "g_min": stopping.g_min,
+            "g_max": stopping.g_max,
+            "prior": stopping.prior.to_list(),
+        }
     return {
         "model": sampler.model_name,
         "model_revision": sampler.model_revision,
@@ -144,6 +171,7 @@ def describe_run(
         "verifier_version": getattr(verifier, "version", None),
         "source": source,
         "source_license": source_license,
+        "adaptive": adaptive,
         "date": dt.date.today().isoformat(),
         "package_versions": package_versions(),
     }
@@ -277,10 +305,11 @@ def profile(
         ...         get_verifier("math"), ProfileConfig(out_dir="runs/demo"), SamplingConfig(k=4))
     """
     sampling = sampling or SamplingConfig()
+    stopping = stopping_rule(config.adaptive, sampling.k) if config.adaptive else None
     out_dir = Path(config.out_dir)
     directory = shard_dir(out_dir, config.shard_index, config.num_shards)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_run_info(out_dir, describe_run(sampler, verifier, sampling, source, source_license))
+    _write_run_info(out_dir, describe_run(sampler, verifier, sampling, source, source_license, stopping))
     directory.mkdir(exist_ok=True)  # after the identity check: a refused run leaves no shard folder
     finished = _finished_queries(directory)
     next_part = int(_parts(directory)[-1].stem.split("-")[1]) + 1 if finished else 0
@@ -297,10 +326,13 @@ def profile(
         pending: tuple[list[Query], list, Future] | None = None
         written_rejects = 0
         for chunk in _chunks(todo, sampling.batch_queries):
-            samples = sampler.sample(chunk, sampling, sampling.seed)
-            texts = [t for s in samples for t in s.texts]
-            flat_queries = [q for q, s in zip(chunk, samples, strict=True) for _ in s.texts]
-            future = pool.submit(verifier, texts, flat_queries)  # runs while the next chunk generates
+            if stopping is not None:  # rounds need each round's rewards before the next: no overlap
+                samples, rewards = sample_adaptively(chunk, sampler, verifier, sampling, stopping)
+                future = Future()
+                future.set_result(rewards)
+            else:
+                samples = sampler.sample(chunk, sampling, sampling.seed)
+                future = pool.submit(verifier, *_flat(chunk, samples))  # runs while the next chunk generates
             if pending:
                 next_part = _finish_chunk(directory, next_part, pending, sampler, config, bar)
             pending = (chunk, samples, future)
@@ -318,11 +350,66 @@ def profile(
         dict(reasons),
         time.perf_counter() - started,
         out_dir,
+        stopping.schedule if stopping else None,
     )
     _atomic_write_text(directory / "DONE.json", json.dumps(asdict(summary), indent=2))
     if config.num_shards == 1:
         merge(out_dir)
     return summary
+
+
+def _flat(chunk: list[Query], samples: list) -> tuple[list[str], list[Query]]:
+    """Every sample's text and its query, in sample order: what the verifier takes."""
+    texts = [t for s in samples for t in s.texts]
+    return texts, [q for q, s in zip(chunk, samples, strict=True) for _ in s.texts]
+
+
+def load_prior(spec: str) -> BetaMixture:
+    """The prior of adaptive profiling: `flat`, or a mixture fitted to the profiles in a folder or parquet file."""
+    if spec == "flat":
+        return BetaMixture.flat()
+    if not Path(spec).exists():
+        raise FileNotFoundError(
+            f"adaptive prior {spec!r}: not 'flat' and no such profiling folder or profiles.parquet"
+        )
+    return BetaMixture.fit([(p.num_correct, p.num_samples) for p in load_profiles(spec)])
+
+
+def stopping_rule(config: AdaptiveConfig, k: int) -> StoppingRule:
+    """The `StoppingRule` of an adaptive config for k_max = k, its prior loaded."""
+    return StoppingRule.from_config(config, k, load_prior(config.prior))
+
+
+def sample_adaptively(
+    chunk: list[Query], sampler, verifier, sampling: SamplingConfig, stopping: StoppingRule
+) -> tuple[list, list[float | None]]:
+    """Sample a chunk in rounds: every query still open draws the round's samples (numbered after those it
+    has, so each is the sample a fixed-k run draws under that number), they are verified, and queries whose
+    decisions are settled leave. Returns one merged `Samples` per query and the flat rewards, as
+    `sampler.sample` plus the verifier would for a fixed k.
+    """
+    from sgpo_curate.samplers import Samples
+
+    texts: dict[str, list[str]] = {q.id: [] for q in chunk}
+    tokens: dict[str, list[int]] = {q.id: [] for q in chunk}
+    rewards: dict[str, list[float | None]] = {q.id: [] for q in chunk}
+    prompt_tokens: dict[str, int] = {}
+    active, drawn = list(chunk), 0
+    for target in stopping.schedule:
+        round_sampling = replace(sampling, k=target - drawn, first_sample=sampling.first_sample + drawn)
+        samples = sampler.sample(active, round_sampling, sampling.seed)
+        verdicts = iter(verifier(*_flat(active, samples)))
+        for query, sample in zip(active, samples, strict=True):
+            texts[query.id] += sample.texts
+            tokens[query.id] += sample.completion_tokens
+            rewards[query.id] += [next(verdicts) for _ in sample.texts]
+            prompt_tokens[query.id] = sample.prompt_tokens
+        drawn = target
+        active = [q for q in active if not stopping.stops(rewards[q.id])]
+        if not active:
+            break
+    merged = [Samples(tuple(texts[q.id]), tuple(tokens[q.id]), prompt_tokens[q.id]) for q in chunk]
+    return merged, [r for q in chunk for r in rewards[q.id]]
 
 
 def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: dict[str, str]) -> int | None:
@@ -391,8 +478,10 @@ def summarize(
     rejects: dict[str, int],
     wall_seconds: float,
     out_dir: Path,
+    schedule: tuple[int, ...] | None = None,
 ) -> ProfileSummary:
-    """Totals over every finished part of one shard (read column-wise, not whole profiles)."""
+    """Totals over every finished part of one shard (read column-wise, not whole profiles). With an adaptive
+    `schedule`, a query's prompt counts once per round it took, and `fixed_k_samples` is what k each costs."""
     import pyarrow.parquet as pq
 
     summary = ProfileSummary(
@@ -412,7 +501,10 @@ def summarize(
         summary.samples += sum(table["num_samples"]) + sum(table["num_unverifiable"])
         summary.unverifiable_samples += sum(table["num_unverifiable"])
         summary.completion_tokens += sum(sum(tokens) for tokens in table["completion_tokens"])
-        summary.prompt_tokens += sum(table["prompt_tokens"])
+        drawn = [len(tokens) for tokens in table["completion_tokens"]]
+        rounds = [bisect_left(schedule, n) + 1 for n in drawn] if schedule else [1] * len(drawn)
+        summary.prompt_tokens += sum(p * r for p, r in zip(table["prompt_tokens"], rounds, strict=True))
+        summary.fixed_k_samples += schedule[-1] * len(drawn) if schedule else 0
         pass_rates.extend(table["pass_rate"])
     summary.histogram = pass_rate_histogram(pass_rates)
     return summary
