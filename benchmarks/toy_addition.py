@@ -91,8 +91,10 @@ def train_toy(
     drop_carry: float = 0.5,
     lr: float = 2e-3,
     seed: int = 0,
+    save_at: tuple[int, ...] = (),
 ) -> str:
-    """Train (or reuse) a toy model supervised on fresh noisy-teacher sums; returns its folder."""
+    """Train (or reuse) a toy model supervised on fresh noisy-teacher sums; returns its folder. Steps in
+    `save_at` also save a checkpoint to `<out_dir>-step<N>` (an earlier, weaker model of the same run)."""
     out_dir = Path(out_dir)
     if (out_dir / "config.json").exists():
         return str(out_dir)
@@ -111,12 +113,14 @@ def train_toy(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps))
     )
     model.train()
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         ids, labels = [], []
         for _ in range(batch_size):
             a, b = draw_operands(rng, "broad")
             prompt = tokenizer.encode(f"{lsb(a, DIGITS)}+{lsb(b, DIGITS)}=\n", add_special_tokens=False)
-            target = tokenizer.encode(lsb(noisy_sum(a, b, drop_carry, rng), ANSWER_DIGITS), add_special_tokens=False)
+            target = tokenizer.encode(
+                lsb(noisy_sum(a, b, drop_carry, rng), ANSWER_DIGITS), add_special_tokens=False
+            )
             target.append(tokenizer.eos_token_id)
             ids.append(prompt + target)
             labels.append([-100] * len(prompt) + target)
@@ -126,9 +130,14 @@ def train_toy(
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()
-    model.eval()
-    staging = out_dir.with_name(out_dir.name + ".partial")
+        if step in save_at:
+            _save(model, tokenizer, out_dir.with_name(f"{out_dir.name}-step{step}"))
+    _save(model, tokenizer, out_dir)
+    return str(out_dir)
+
+
+def _save(model, tokenizer, path: Path) -> None:
+    staging = path.with_name(path.name + ".partial")
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    staging.replace(out_dir)
-    return str(out_dir)
+    staging.replace(path)  # atomic: a killed run leaves no half folder

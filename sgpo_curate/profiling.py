@@ -67,6 +67,9 @@ RUN_IDENTITY = (
 # checked. A resume compares them for every finished query, so another instruction, system prompt or
 # version of the source cannot slip into a folder under the same ids.
 QUERY_IDENTITY = ("prompt", "answer", "tests", "entry_point")
+# Recorded but free to change on resume: every sample has its own seed, so the batch size changes how
+# samples are drawn together, not which samples are drawn.
+FREE_SETTINGS = ("sampling.batch_queries",)
 HISTOGRAM_EDGES = (0.0, 0.25, 0.5, 0.75, 1.0)
 PACKAGES = ("sgpo-curate", "torch", "transformers", "math-verify", "datasets", "trl")
 
@@ -195,6 +198,8 @@ def _differences(earlier: dict, now: dict, keys: Iterable[str], prefix: str = ""
     """`key: X there, Y now` for every key whose value differs (nested dicts key by key)."""
     out = []
     for key in keys:
+        if f"{prefix}{key}" in FREE_SETTINGS:
+            continue
         old, new = earlier.get(key), now.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
             out += _differences(old, new, sorted({*old, *new}), f"{prefix}{key}.")
