@@ -23,6 +23,7 @@ import heapq
 import inspect
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -738,24 +739,28 @@ class BetaMixture:
             True
         """
         shapes = [(concentration * m, concentration * (1 - m)) for m in means]
-        rows = []
         for correct, samples in counts:
             _check_counts(correct, samples)
-            if samples:
-                logs = [log_beta_moment(a, b, correct, samples - correct) for a, b in shapes]
-                top = max(logs)
-                rows.append([math.exp(value - top) for value in logs])
-        if not rows:
+        # Pools repeat a few (c, k) pairs many times: work on the distinct pairs, weighted by how often.
+        distinct = Counter((c, n) for c, n in counts if n > 0)
+        if not distinct:
             raise ValueError("BetaMixture.fit needs at least one query with verified samples")
+        rows, multiplicity = [], []
+        for (correct, samples), times in distinct.items():
+            logs = [log_beta_moment(a, b, correct, samples - correct) for a, b in shapes]
+            top = max(logs)
+            rows.append([math.exp(value - top) for value in logs])
+            multiplicity.append(times)
+        total = sum(multiplicity)
         weights = [1.0 / len(shapes)] * len(shapes)
         for _ in range(iterations):
             totals = [0.0] * len(shapes)
-            for likelihoods in rows:
+            for likelihoods, times in zip(rows, multiplicity, strict=True):
                 joint = [w * value for w, value in zip(weights, likelihoods, strict=True)]
                 norm = sum(joint)
                 for j, value in enumerate(joint):
-                    totals[j] += value / norm
-            weights = [t / len(rows) for t in totals]
+                    totals[j] += times * value / norm
+            weights = [t / total for t in totals]
         kept = [(w, a, b) for w, (a, b) in zip(weights, shapes, strict=True) if w > 1e-6]
         norm = sum(w for w, _, _ in kept)
         return cls(tuple((w / norm, a, b) for w, a, b in kept))
