@@ -14,7 +14,7 @@ Pools:
   with few queries its prior is cross-fitted (each half's prior fitted on the other half).
 
 Decisions settled: the filter class alone, or the class and the inverse rule's group size. Rounds: doubling
-(2, 4, 8, ..., the default) or every 2 samples (`--rounds 2,4,6,...`). Priors: `flat` (Beta(1, 1)); `pilot` (a
+(`--rounds 2,4,8`) or every 2 samples (2, 4, 6, ..., the default). Priors: `flat` (Beta(1, 1)); `pilot` (a
 `BetaMixture` fitted to the pilot pool, what a user does with `--prior runs/pilot`).
 
     sgpo-curate profile --model smollm2-135m-instruct --dataset mawps-singleop --k 16 --max-new-tokens 96 \
@@ -47,10 +47,9 @@ RULES = {"class": "uniform", "class + G": "inverse"}
 
 
 def schedules(k: int) -> dict[str, tuple[int, ...]]:
-    """Doubling rounds (the default) and a check every 2 samples."""
-    from sgpo_curate.config import AdaptiveConfig
-
-    return {"2,4,8,..": AdaptiveConfig().schedule(k), "every 2": tuple(range(2, k, 2)) + (k,)}
+    """Doubling rounds (`--rounds 2,4,8`) and a check every 2 samples (the default)."""
+    doubling = tuple(2**i for i in range(1, k.bit_length()) if 2**i < k)
+    return {"2,4,8,..": (*doubling, k), "every 2": AdaptiveConfig().schedule(k)}
 
 
 def toy_profiles(model_dir: str, queries, k: int, out: Path):

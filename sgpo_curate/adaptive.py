@@ -1,6 +1,6 @@
 """Adaptive profiling: how many samples a query needs before the decisions taken from it are settled.
 
-What: a `StoppingRule` looks at a query's rewards after each round (2, 4, 8, ... samples, up to k_max) and
+What: a `StoppingRule` looks at a query's rewards after each round (2, 4, 6, ... samples, up to k_max) and
 says whether to stop. It stops once the decisions curation will take from the query, which are trivial
 (every sample correct), unsolvable (none correct) or otherwise kept with a group size under the chosen
 rule, would come out the same after all k_max samples with probability at least `confidence`. That

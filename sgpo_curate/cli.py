@@ -90,6 +90,8 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
   sgpo-curate profile --model ./my-model --dataset gsm8k --k 8 --out runs/g --shard-index 0 --num-shards 4
   sgpo-curate profile --model ./my-model --dataset data.jsonl --columns question=problem,answer=solution \\
       --answer-format boxed --out runs/mine
+  sgpo-curate profile --engine ray --ray-address auto --sampler vllm --model ORG/MODEL --dataset gsm8k \\
+      --k 8 --batch-queries 256 --out runs/big    # on a cluster's head node, after `ray start --head`
   sgpo-curate profile --model ./my-model --dataset gsm8k --k 16 --adaptive --prior runs/pilot --out runs/a
 Rerun the same command after a crash or Ctrl-C: finished queries are skipped.""",
     )
@@ -129,8 +131,29 @@ Rerun the same command after a crash or Ctrl-C: finished queries are skipped."""
     )
     parser.add_argument("--no-completions", action="store_true", help="Do not store raw completions.")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+    _add_engine_flags(parser)
     _add_adaptive_flags(parser)
     parser.set_defaults(func=_run_profile)
+
+
+def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    from sgpo_curate.profiling_ray import RayEngine
+
+    parser.add_argument(
+        "--engine",
+        default="local",
+        help="Where to generate and verify: local (this process) or ray (a Ray cluster, one sampler "
+        "per GPU; pip install 'sgpo-curate[ray]'). Same profiles either way.",
+    )
+    parser.add_argument("--ray-address", help=RayEngine.__dataclass_fields__["address"].metadata["help"])
+
+
+def _engine(args: argparse.Namespace):
+    from sgpo_curate.profiling import get_engine
+
+    if args.ray_address and args.engine != "ray":
+        raise UserError("--ray-address applies to --engine ray")
+    return get_engine(args.engine, **({"address": args.ray_address} if args.ray_address else {}))
 
 
 def _add_adaptive_flags(parser: argparse.ArgumentParser) -> None:
@@ -142,7 +165,7 @@ def _add_adaptive_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--adaptive",
         action="store_true",
-        help="Sample in rounds (2, 4, 8, ... up to --k) and stop each query once its decisions are settled.",
+        help="Sample in rounds (2, 4, 6, ... up to --k) and stop each query once its decisions are settled.",
     )
     group.add_argument("--confidence", type=float, default=defaults.confidence, help=help_of["confidence"])
     group.add_argument("--rounds", help=help_of["rounds"] + " Comma-separated, e.g. 2,4,8.")
@@ -208,6 +231,7 @@ def _run_profile(args: argparse.Namespace) -> int:
         answer_format=args.answer_format,
         verifier_workers=args.verifier_workers,
         verifier_timeout=args.verifier_timeout,
+        engine=_engine(args),
     )
     _out(summary.format())
     if args.num_shards > 1:

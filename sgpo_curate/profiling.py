@@ -14,9 +14,13 @@ How it stays cheap and safe on long runs:
   free); each worker writes its own `shard-i-of-n/` folder and `merge` joins them.
 - Overlap: the verifier of chunk i runs in a background thread (its own process pool does the work)
   while chunk i+1 is generated.
-- Adaptive (`ProfileConfig.adaptive`): each chunk is sampled in rounds (2, 4, 8, ... up to k) and a query
-  leaves once its decisions are settled (`sgpo_curate.adaptive`); its profile holds the samples it took.
-  Every sample has its own seed, so those are exactly the first samples a fixed-k run draws.
+- Engines: where chunks are generated and verified is pluggable (`engine="local"`, this process;
+  `engine="ray"`, an actor pool on a Ray cluster, see `profiling_ray`). Selection, resume, parts,
+  `run.json` and `merge` live here, once, whatever the engine: an engine only turns chunks into
+  `ChunkResult`s, in any order.
+- Adaptive (`ProfileConfig.adaptive`): each chunk is sampled in rounds (2, 4, 6, ... up to k) through the
+  engine and a query leaves once its decisions are settled (`sgpo_curate.adaptive`); its profile holds the
+  samples it took. Every sample has its own seed, so those are the first samples a fixed-k run draws.
 
 Layout of `out_dir`: `run.json` (model, sampling, verifier, versions), `shard-*/part-*.parquet`,
 `shard-*/rejects.jsonl`, `shard-*/DONE.json` (the shard's summary), `profiles.parquet` (merged).
@@ -39,12 +43,16 @@ from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sgpo_curate.adaptive import StoppingRule
 from sgpo_curate.config import AdaptiveConfig, ProfileConfig, SamplingConfig
 from sgpo_curate.policy import BetaMixture
 from sgpo_curate.records import Query, QueryProfile
+from sgpo_curate.registry import ENGINES
+
+if TYPE_CHECKING:
+    from sgpo_curate.samplers import Samples
 
 logger = logging.getLogger(__name__)
 
@@ -278,6 +286,106 @@ def _chunks(queries: Iterator[Query], size: int) -> Iterator[list[Query]]:
         yield chunk
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """One chunk generated and verified, as an engine hands it back.
+
+    Args:
+        index (`int`): the chunk's position in this run's chunk order; its part file is numbered
+            from it, so results may arrive in any order.
+        queries (`tuple[Query, ...]`): the chunk.
+        samples (`tuple[Samples, ...]`): one `Samples` per query.
+        rewards (`tuple[float | None, ...]`): flat, k per query, in sample order.
+    """
+
+    index: int
+    queries: tuple[Query, ...]
+    samples: tuple[Samples, ...]
+    rewards: tuple[float | None, ...]
+
+
+class Engine(Protocol):
+    """Where chunks are generated and verified. `run` yields one `ChunkResult` per chunk, any order."""
+
+    name: ClassVar[str]
+    # Verifier worker processes when the user sets none: None lets the verifier take every core.
+    default_verifier_workers: ClassVar[int | None]
+
+    def make_sampler(self, name: str, model: str): ...
+
+    def run(
+        self, chunks: Iterable[list[Query]], sampler, verifier, sampling: SamplingConfig
+    ) -> Iterator[ChunkResult]: ...
+
+
+def get_engine(name: str, **options) -> Engine:
+    """A registered profiling engine (`local`, `ray`) built with its options (e.g. `address=`)."""
+    return ENGINES.get(name)(**options)
+
+
+def verify_chunk(verifier, queries: Iterable[Query], samples: Iterable) -> tuple[float | None, ...]:
+    """The verifier's rewards for one chunk: every sample of every query, flat, in sample order."""
+    texts, flat_queries = [], []
+    for query, sample in zip(queries, samples, strict=True):
+        texts.extend(sample.texts)
+        flat_queries.extend([query] * len(sample.texts))
+    return tuple(verifier(texts, flat_queries))
+
+
+@ENGINES.register("local")
+@dataclass(frozen=True)
+class LocalEngine:
+    """Generate in this process; verify chunk i in a background thread while chunk i+1 generates."""
+
+    name: ClassVar[str] = "local"
+    default_verifier_workers: ClassVar[int | None] = None
+
+    def make_sampler(self, name: str, model: str):
+        from sgpo_curate.samplers import get_sampler
+
+        return get_sampler(name, model)
+
+    def run(self, chunks, sampler, verifier, sampling):
+        from sgpo_curate.samplers import SamplerSpec
+
+        sampler = sampler.build() if isinstance(sampler, SamplerSpec) else sampler
+        with ThreadPoolExecutor(1, thread_name_prefix="verify") as pool:
+            pending: tuple[int, list[Query], list, Future] | None = None
+            for index, chunk in enumerate(chunks):
+                samples = sampler.sample(chunk, sampling, sampling.seed)
+                future = pool.submit(
+                    verify_chunk, verifier, chunk, samples
+                )  # runs while the next chunk generates
+                if pending:
+                    yield _chunk_result(*pending)
+                pending = (index, chunk, samples, future)
+            if pending:
+                yield _chunk_result(*pending)
+
+
+def _chunk_result(index: int, chunk: list[Query], samples: list, future: Future) -> ChunkResult:
+    return ChunkResult(index, tuple(chunk), tuple(samples), future.result())
+
+
+def chunk_profiles(result: ChunkResult, model: str) -> list[QueryProfile]:
+    """The `QueryProfile`s of one chunk: each query with its k samples and their rewards."""
+    profiles, offset = [], 0
+    for query, sample in zip(result.queries, result.samples, strict=True):
+        k = len(sample.texts)
+        profiles.append(
+            QueryProfile(
+                query=query,
+                model=model,
+                rewards=tuple(result.rewards[offset : offset + k]),
+                completion_tokens=sample.completion_tokens,
+                prompt_tokens=sample.prompt_tokens,
+                completions=sample.texts,
+            )
+        )
+        offset += k
+    return profiles
+
+
 def profile(
     queries: Iterable[Query],
     sampler,
@@ -287,18 +395,23 @@ def profile(
     rejects: list | None = None,
     source: str = "custom",
     source_license: str = "unknown",
+    engine: str | Engine = "local",
 ) -> ProfileSummary:
     """Profile `queries`: k samples each, verified, written as parquet parts under `config.out_dir`.
 
     Args:
         queries (`Iterable[Query]`): streamed; a list or a generator.
-        sampler: a registered sampler (`get_sampler(...)`).
+        sampler: a registered sampler (`get_sampler(...)`), or a `SamplerSpec` that the engine builds
+            (the `ray` engine needs one: each worker loads its own model).
         verifier: a verifier (`get_verifier("math")`); called as `verifier(completions, queries)`.
         config (`ProfileConfig`): output folder, sharding, limit.
         sampling (`SamplingConfig`, *optional*): k, max_new_tokens, temperature, top_p, seed.
         rejects (`list`, *optional*): the list the source fills with rejected rows while it is
             streamed; they are written to `rejects.jsonl` and counted in the summary.
         source (`str`), source_license (`str`): recorded in `run.json` for the dataset card.
+        engine (`str` or `Engine`): `"local"` (this process), `"ray"` (a Ray cluster, with default
+            settings), or a configured engine such as `RayEngine(address="auto")`. Engines give the
+            same profiles for the same model, seed and settings.
 
     Returns:
         `ProfileSummary` of this shard (earlier runs' finished work included). With one shard the
@@ -311,6 +424,7 @@ def profile(
     """
     sampling = sampling or SamplingConfig()
     stopping = stopping_rule(config.adaptive, sampling.k) if config.adaptive else None
+    engine = get_engine(engine) if isinstance(engine, str) else engine
     out_dir = Path(config.out_dir)
     directory = shard_dir(out_dir, config.shard_index, config.num_shards)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -325,25 +439,13 @@ def profile(
     started = time.perf_counter()
     with (
         _progress(total, config.progress) as bar,
-        ThreadPoolExecutor(1, thread_name_prefix="verify") as pool,
         open(directory / "rejects.jsonl", "w") as reject_file,
     ):
-        pending: tuple[list[Query], list, Future] | None = None
         written_rejects = 0
-        for chunk in _chunks(todo, sampling.batch_queries):
-            if stopping is not None:  # rounds need each round's rewards before the next: no overlap
-                samples, rewards = sample_adaptively(chunk, sampler, verifier, sampling, stopping)
-                future = Future()
-                future.set_result(rewards)
-            else:
-                samples = sampler.sample(chunk, sampling, sampling.seed)
-                future = pool.submit(verifier, *_flat(chunk, samples))  # runs while the next chunk generates
-            if pending:
-                next_part = _finish_chunk(directory, next_part, pending, sampler, config, bar)
-            pending = (chunk, samples, future)
+        runner = AdaptiveEngine(engine, stopping) if stopping is not None else engine
+        for result in runner.run(_chunks(todo, sampling.batch_queries), sampler, verifier, sampling):
+            _finish_chunk(directory, next_part + result.index, result, sampler.model_name, config, bar)
             written_rejects = _flush_rejects(reject_file, rejects, written_rejects)
-        if pending:
-            _finish_chunk(directory, next_part, pending, sampler, config, bar)
         _flush_rejects(reject_file, rejects, written_rejects)
     reasons = Counter(r.reason for r in rejects)
     if duplicates:
@@ -363,12 +465,6 @@ def profile(
     return summary
 
 
-def _flat(chunk: list[Query], samples: list) -> tuple[list[str], list[Query]]:
-    """Every sample's text and its query, in sample order: what the verifier takes."""
-    texts = [t for s in samples for t in s.texts]
-    return texts, [q for q, s in zip(chunk, samples, strict=True) for _ in s.texts]
-
-
 def load_prior(spec: str) -> BetaMixture:
     """The prior of adaptive profiling: `flat`, or a mixture fitted to the profiles in a folder or parquet file."""
     if spec == "flat":
@@ -385,36 +481,55 @@ def stopping_rule(config: AdaptiveConfig, k: int) -> StoppingRule:
     return StoppingRule.from_config(config, k, load_prior(config.prior))
 
 
-def sample_adaptively(
-    chunk: list[Query], sampler, verifier, sampling: SamplingConfig, stopping: StoppingRule
-) -> tuple[list, list[float | None]]:
-    """Sample a chunk in rounds: every query still open draws the round's samples (numbered after those it
-    has, so each is the sample a fixed-k run draws under that number), they are verified, and queries whose
-    decisions are settled leave. Returns one merged `Samples` per query and the flat rewards, as
-    `sampler.sample` plus the verifier would for a fixed k.
-    """
-    from sgpo_curate.samplers import Samples
+@dataclass(frozen=True)
+class AdaptiveEngine:
+    """Adaptive profiling on top of any engine: each chunk goes through `engine` in rounds.
 
-    texts: dict[str, list[str]] = {q.id: [] for q in chunk}
-    tokens: dict[str, list[int]] = {q.id: [] for q in chunk}
-    rewards: dict[str, list[float | None]] = {q.id: [] for q in chunk}
-    prompt_tokens: dict[str, int] = {}
-    active, drawn = list(chunk), 0
-    for target in stopping.schedule:
-        round_sampling = replace(sampling, k=target - drawn, first_sample=sampling.first_sample + drawn)
-        samples = sampler.sample(active, round_sampling, sampling.seed)
-        verdicts = iter(verifier(*_flat(active, samples)))
-        for query, sample in zip(active, samples, strict=True):
-            texts[query.id] += sample.texts
-            tokens[query.id] += sample.completion_tokens
-            rewards[query.id] += [next(verdicts) for _ in sample.texts]
-            prompt_tokens[query.id] = sample.prompt_tokens
-        drawn = target
-        active = [q for q in active if not stopping.stops(rewards[q.id])]
-        if not active:
-            break
-    merged = [Samples(tuple(texts[q.id]), tuple(tokens[q.id]), prompt_tokens[q.id]) for q in chunk]
-    return merged, [r for q in chunk for r in rewards[q.id]]
+    Round r asks the engine for the samples numbered after those each open query has (`first_sample`), so
+    every sample is the one a fixed-k run draws under that number; queries whose decisions are settled
+    (`StoppingRule.stops`) leave before the next round. A chunk's result holds, per query, the samples it
+    took. Rounds of one chunk run one after the other (each needs the last one's rewards); on the Ray engine
+    each round is one pipeline, so use large chunks there (`batch_queries`).
+    """
+
+    engine: Any
+    stopping: StoppingRule
+
+    @property
+    def name(self) -> str:
+        return self.engine.name
+
+    def run(
+        self, chunks: Iterable[list[Query]], sampler, verifier, sampling: SamplingConfig
+    ) -> Iterator[ChunkResult]:
+        for index, chunk in enumerate(chunks):
+            yield self._rounds(index, chunk, sampler, verifier, sampling)
+
+    def _rounds(
+        self, index: int, chunk: list[Query], sampler, verifier, sampling: SamplingConfig
+    ) -> ChunkResult:
+        from sgpo_curate.samplers import Samples
+
+        texts: dict[str, list[str]] = {q.id: [] for q in chunk}
+        tokens: dict[str, list[int]] = {q.id: [] for q in chunk}
+        rewards: dict[str, list[float | None]] = {q.id: [] for q in chunk}
+        prompt_tokens: dict[str, int] = {}
+        active, drawn = list(chunk), 0
+        for target in self.stopping.schedule:
+            round_sampling = replace(sampling, k=target - drawn, first_sample=sampling.first_sample + drawn)
+            [result] = self.engine.run([active], sampler, verifier, round_sampling)
+            verdicts = iter(result.rewards)
+            for query, sample in zip(result.queries, result.samples, strict=True):
+                texts[query.id] += sample.texts
+                tokens[query.id] += sample.completion_tokens
+                rewards[query.id] += [next(verdicts) for _ in sample.texts]
+                prompt_tokens[query.id] = sample.prompt_tokens
+            drawn = target
+            active = [q for q in active if not self.stopping.stops(rewards[q.id])]
+            if not active:
+                break
+        samples = tuple(Samples(tuple(texts[q.id]), tuple(tokens[q.id]), prompt_tokens[q.id]) for q in chunk)
+        return ChunkResult(index, tuple(chunk), samples, tuple(r for q in chunk for r in rewards[q.id]))
 
 
 def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: dict[str, str]) -> int | None:
@@ -429,28 +544,13 @@ def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: dict[
     return None
 
 
-def _finish_chunk(directory: Path, part: int, pending, sampler, config: ProfileConfig, bar) -> int:
-    chunk, samples, future = pending
-    rewards = future.result()
-    profiles, offset = [], 0
-    for query, sample in zip(chunk, samples, strict=True):
-        k = len(sample.texts)
-        profiles.append(
-            QueryProfile(
-                query=query,
-                model=sampler.model_name,
-                rewards=tuple(rewards[offset : offset + k]),
-                completion_tokens=sample.completion_tokens,
-                prompt_tokens=sample.prompt_tokens,
-                completions=sample.texts,
-            )
-        )
-        offset += k
-    _write_part(directory, part, profiles, config.keep_completions)
-    bar.update(len(chunk))
-    bar.samples += offset
+def _finish_chunk(
+    directory: Path, part: int, result: ChunkResult, model: str, config: ProfileConfig, bar
+) -> None:
+    _write_part(directory, part, chunk_profiles(result, model), config.keep_completions)
+    bar.update(len(result.queries))
+    bar.samples += len(result.rewards)
     bar.set_postfix_str(f"{bar.samples / max(bar.format_dict['elapsed'], 1e-9):.1f} samples/s", refresh=False)
-    return part + 1
 
 
 def _flush_rejects(handle, rejects: list, written: int) -> int:
@@ -640,6 +740,7 @@ def profile_dataset(
     answer_format: str = "raw",
     verifier_workers: int | None = None,
     verifier_timeout: float | None = None,
+    engine: str | Engine = "local",
 ) -> ProfileSummary:
     """Profile a named or file dataset with a model: the whole `sgpo-curate profile` job.
 
@@ -652,21 +753,24 @@ def profile_dataset(
         verifier (`str`, *optional*): default: the source's domain (`math` or `code`).
         prompt (`PromptConfig`, *optional*): instruction templates.
         columns, domain, answer_format: for file and `hf:` datasets (see `sources.files`).
-        verifier_workers (`int`, *optional*): verifier processes; default: number of cores.
+        verifier_workers (`int`, *optional*): verifier processes; default: number of cores (local
+            engine), one per verifier actor (ray engine).
         verifier_timeout (`float`, *optional*): seconds per check; default: the verifier's own.
+        engine (`str` or `Engine`): `"local"`, `"ray"`, or a configured `RayEngine(address=...)`.
 
     Example:
         >>> profile_dataset("mawps-singleop", "smollm2-135m-instruct",
         ...                 ProfileConfig(out_dir="runs/demo", limit=8), SamplingConfig(k=4))  # doctest: +SKIP
     """
     from sgpo_curate.config import PromptConfig
-    from sgpo_curate.samplers import get_sampler
     from sgpo_curate.verifiers import get_verifier
 
+    engine = get_engine(engine) if isinstance(engine, str) else engine
     source = resolve_source(dataset, columns, domain, answer_format)
-    options = {"workers": verifier_workers} | ({"timeout_s": verifier_timeout} if verifier_timeout else {})
+    workers = verifier_workers if verifier_workers is not None else engine.default_verifier_workers
+    options = {"workers": workers} | ({"timeout_s": verifier_timeout} if verifier_timeout else {})
     verifier_obj = get_verifier(verifier or source.domain, **options)
-    sampler_obj = get_sampler(sampler, model)
+    sampler_obj = engine.make_sampler(sampler, model)
     rejects: list = []
     queries = source.queries(prompt or PromptConfig(), rejects)
     try:
@@ -679,6 +783,7 @@ def profile_dataset(
             rejects=rejects,
             source=source.name,
             source_license=source.license,
+            engine=engine,
         )
     finally:
         close = getattr(verifier_obj, "close", None)

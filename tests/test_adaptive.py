@@ -90,8 +90,8 @@ def test_a_query_without_verified_samples_stops_after_its_first_round():
 
 
 def test_adaptive_config_schedule_and_checks():
-    assert AdaptiveConfig().schedule(8) == (2, 4, 8)
-    assert AdaptiveConfig().schedule(12) == (2, 4, 8, 12)
+    assert AdaptiveConfig().schedule(8) == (2, 4, 6, 8)
+    assert AdaptiveConfig().schedule(7) == (2, 4, 6, 7)
     assert AdaptiveConfig(rounds=(3, 20)).schedule(8) == (3, 8)
     with pytest.raises(ValueError, match="increasing"):
         AdaptiveConfig(rounds=(4, 2))
