@@ -57,14 +57,17 @@ def measured_from_trace(trace: list[dict[str, Any]], first_epoch: bool = True) -
         seen.add(record["row"])
         s, f = record["successes"], record["failures"]
         if s + f > 0:
-            groups.append((s, f))
-    rollouts = sum(s + f for s, f in groups)
-    zero = [(s, f) for s, f in groups if s == 0 or f == 0]
+            groups.append((s, f, record["rollouts"] - record["group_size"]))
+    rollouts = sum(s + f for s, f, _ in groups)
+    zero = [(s, f) for s, f, _ in groups if s == 0 or f == 0]
+    share = len(zero) / len(groups)
     return {
         "groups": len(groups),
-        "zero_advantage_groups": len(zero) / len(groups),
+        "zero_advantage_groups": share,
+        "zero_advantage_groups_se": math.sqrt(share * (1 - share) / len(groups)),
         "zero_advantage_rollouts": sum(s + f for s, f in zero) / rollouts,
-        "signal_per_rollout": sum(s * f / (s + f) for s, f in groups) / rollouts,
+        "signal_per_rollout": sum(s * f / (s + f) for s, f, _ in groups) / rollouts,
+        "padding_share": sum(pad for _, _, pad in groups) / rollouts,
     }
 
 
@@ -218,17 +221,19 @@ def report(rows: list[dict[str, Any]], source: str) -> None:
     table = []
     for r in rows:
         m, f, b = r["measured"], r["fitted"], r["flat"]
+        se = m.get("zero_advantage_groups_se")
         table.append(
             [
                 r["pool"],
                 r["arm"],
-                f"{m['zero_advantage_groups']:.3f}",
+                f"{m['zero_advantage_groups']:.3f}" + (f" ± {se:.3f}" if se is not None else ""),
                 f"{f['zero_advantage_groups']:.3f}",
                 f"{b['zero_advantage_groups']:.3f}",
                 f"{m['zero_advantage_rollouts']:.3f}",
                 f"{f['zero_advantage_rollouts']:.3f}",
                 f"{m.get('signal_per_rollout', math.nan):.4f}",
                 f"{f['signal_per_rollout']:.4f}",
+                f"{m['padding_share']:.3f}" if "padding_share" in m else "",
             ]
         )
     summary = {}
@@ -252,7 +257,11 @@ def report(rows: list[dict[str, Any]], source: str) -> None:
         json.dumps({"source": source, "rows": rows, "summary": summary, "rankings": rankings}, indent=2)
         + "\n"
     )
-    notes = [f"Source: {source}."]
+    notes = [
+        f"Source: {source}. Measured zero-advantage shares carry ± one standard error (groups are Bernoulli). "
+        "The trainer pads each generation batch to its budget with extra rollouts where they add most signal; "
+        "the simulator plans the curated group sizes without padding."
+    ]
     for prior, s in summary.items():
         notes.append(
             f"- {prior} prior: zero-advantage share of groups off by {s['mean_abs_error_zero_adv_groups']:.3f} on "
@@ -278,6 +287,7 @@ def report(rows: list[dict[str, Any]], source: str) -> None:
             "predicted (fitted)",
             "signal/rollout measured",
             "predicted (fitted)",
+            "padding rollouts (not simulated)",
         ],
         table,
         "\n".join(notes),
