@@ -496,6 +496,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         g_max=args.g_max,
         unsolvable_keep_fraction=args.unsolvable_keep,
     )
+    logging.getLogger("sgpo_curate.curation").setLevel(logging.WARNING)  # one INFO line per arm otherwise
     sim = simulate(
         load_counts(args.path, args.config), arms, prior=args.prior, scale=args.scale, seed=args.seed
     )
