@@ -446,8 +446,10 @@ def _run_quickstart(args: argparse.Namespace) -> int:
 
 
 def _add_simulate(sub: argparse._SubParsersAction) -> None:
-    from sgpo_curate.simulate import PRIORS, RULES
+    from sgpo_curate.simulate import PRIORS, SimulateConfig
 
+    defaults = SimulateConfig()
+    help_of = {f.name: f.metadata["help"] for f in SimulateConfig.__dataclass_fields__.values()}
     parser = sub.add_parser(
         "simulate",
         help="Predict rollouts, zero-advantage share and signal per rule and budget, before training.",
@@ -460,51 +462,44 @@ Prints a table and writes OUT/simulation.json and OUT/simulation.png (default OU
     )
     parser.add_argument("path", help="A profiling folder, a profiles.parquet, or a curated dataset folder.")
     parser.add_argument("--config", help="Config of a curated folder that holds several.")
+    parser.add_argument("--group-sizes", default="8", help=help_of["group_sizes"] + " Comma-separated.")
     parser.add_argument(
-        "--group-sizes", default="8", help="Plain GRPO's G per arm set (the budget), comma-separated."
+        "--rules", default=",".join(defaults.rules), help=help_of["rules"] + " Comma-separated."
     )
+    parser.add_argument("--g-min", type=int, default=defaults.g_min, help=help_of["g_min"])
+    parser.add_argument("--g-max", type=int, default=defaults.g_max, help=help_of["g_max"])
     parser.add_argument(
-        "--rules", default=",".join(RULES), help="Group-size rules to plan with filtering, comma-separated."
+        "--unsolvable-keep",
+        type=float,
+        default=defaults.unsolvable_keep_fraction,
+        help=help_of["unsolvable_keep_fraction"],
     )
-    parser.add_argument("--g-min", type=int, default=2, help="Smallest group size of the rules.")
-    parser.add_argument("--g-max", type=int, default=16, help="Largest group size of the rules.")
-    parser.add_argument(
-        "--unsolvable-keep", type=float, default=0.25, help="Share of unsolvable queries the filter keeps."
-    )
-    parser.add_argument(
-        "--prior",
-        default="fitted",
-        choices=PRIORS,
-        help="Posterior of each query's p: fitted (a mixture fitted to the pool) or flat (Beta(1,1)).",
-    )
-    parser.add_argument("--scale", type=int, help="Resample the pool to N queries to plan a large run.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the resampling.")
+    parser.add_argument("--prior", default=defaults.prior, choices=PRIORS, help=help_of["prior"])
+    parser.add_argument("--scale", type=int, help=help_of["scale"])
+    parser.add_argument("--seed", type=int, default=defaults.seed, help=help_of["seed"])
     parser.add_argument("--rollouts-per-step", type=int, help="Also print optimizer steps per epoch.")
     parser.add_argument("--out", help="Folder for simulation.json and simulation.png.")
     parser.set_defaults(func=_run_simulate)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from sgpo_curate.simulate import SimulateConfig, simulate_pool
 
-    from sgpo_curate.simulate import default_arms, load_counts, simulate, write_simulation
-
-    arms = default_arms(
+    config = SimulateConfig(
         group_sizes=_int_list(args.group_sizes, "--group-sizes"),
         rules=tuple(r for r in args.rules.split(",") if r),
         g_min=args.g_min,
         g_max=args.g_max,
         unsolvable_keep_fraction=args.unsolvable_keep,
+        prior=args.prior,
+        scale=args.scale,
+        seed=args.seed,
     )
     logging.getLogger("sgpo_curate.curation").setLevel(logging.WARNING)  # one INFO line per arm otherwise
-    sim = simulate(
-        load_counts(args.path, args.config), arms, prior=args.prior, scale=args.scale, seed=args.seed
-    )
+    sim, out = simulate_pool(args.path, config, args.config, args.out)
     _out(f"{sim.queries} queries planned from a pool of {sim.pool} ({sim.prior} prior), per epoch:")
     _out(sim.table(args.rollouts_per_step))
-    out = Path(args.out) if args.out else Path(args.path).with_suffix("") / "simulation"
-    data, plot = write_simulation(sim, out)
-    _out(f"wrote {data} and {plot}")
+    _out(f"wrote {out / 'simulation.json'} and {out / 'simulation.png'}")
     return 0
 
 

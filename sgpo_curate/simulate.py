@@ -32,7 +32,7 @@ import math
 import os
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,71 @@ PLOT_FILE = "simulation.png"
 
 Counts = tuple[str, int, int]
 """(id, num_correct, num_samples) of one profiled query."""
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    """What `sgpo-curate simulate` plans: the arms, the prior and the scale."""
+
+    group_sizes: tuple[int, ...] = field(
+        default=(8,), metadata={"help": "Plain GRPO's G per set of arms (the budget); one set per value."}
+    )
+    rules: tuple[str, ...] = field(
+        default=RULES, metadata={"help": "Group-size rules planned with filtering, besides grpo and filter."}
+    )
+    g_min: int = field(default=2, metadata={"help": "Smallest group size of the rules."})
+    g_max: int = field(default=16, metadata={"help": "Largest group size of the rules."})
+    unsolvable_keep_fraction: float = field(
+        default=0.25, metadata={"help": "Share of unsolvable queries the filter keeps."}
+    )
+    prior: str = field(
+        default="fitted",
+        metadata={
+            "help": "Posterior of each query's p: fitted (a mixture fitted to the pool) or flat (Beta(1,1))."
+        },
+    )
+    scale: int | None = field(
+        default=None, metadata={"help": "Resample the pool to N queries to plan a large run."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the resampling."})
+
+    def __post_init__(self) -> None:
+        if not self.group_sizes or any(g < 1 for g in self.group_sizes):
+            raise ValueError(f"SimulateConfig.group_sizes must be positive, got {self.group_sizes}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"unknown prior {self.prior!r}; valid priors: {', '.join(PRIORS)}")
+        if self.scale is not None and self.scale < 1:
+            raise ValueError(f"SimulateConfig.scale must be >= 1, got {self.scale}")
+
+    def arms(self) -> list[Arm]:
+        return default_arms(
+            self.group_sizes, self.rules, self.g_min, self.g_max, self.unsolvable_keep_fraction
+        )
+
+
+def simulate_pool(
+    path: str | os.PathLike,
+    config: SimulateConfig | None = None,
+    config_name: str | None = None,
+    out_dir: str | os.PathLike | None = None,
+) -> tuple[Simulation, Path]:
+    """The whole `sgpo-curate simulate` job: load a pool's counts, simulate every arm, write the results.
+
+    Args:
+        path: a profiling folder, a profiles.parquet, or a curated dataset folder.
+        config (`SimulateConfig`, *optional*): arms, prior, scale.
+        config_name (`str`, *optional*): the config of a curated folder holding several.
+        out_dir (*optional*): where `simulation.json` and `simulation.png` go; default `<path>/simulation`.
+
+    Example:
+        >>> sim, out = simulate_pool("runs/p", SimulateConfig(group_sizes=(4, 8), scale=100_000))  # doctest: +SKIP
+    """
+    config = config or SimulateConfig()
+    counts = load_counts(path, config_name)
+    sim = simulate(counts, config.arms(), prior=config.prior, scale=config.scale, seed=config.seed)
+    out = Path(out_dir) if out_dir else Path(path).with_suffix("") / "simulation"
+    write_simulation(sim, out)
+    return sim, out
 
 
 @dataclass(frozen=True)

@@ -482,6 +482,10 @@ def test_adaptive_profile_holds_the_first_samples_of_the_fixed_k_profile(queries
         taken.append(n)
     assert 2 in taken and 6 in taken, f"the pool should have early and late stops, got {taken}"
     assert summary.samples == sum(taken) and summary.fixed_k_samples == 6 * len(queries)
+    # Every round encodes a query's prompt again: the FLOPs estimate counts it once per round taken.
+    prompts = {p.id: p.prompt_tokens for p in fixed.values()}
+    rounds = {p.id: len(p.rewards) // 2 for p in load_profiles(tmp_path / "adaptive")}
+    assert summary.prompt_tokens == sum(prompts[i] * rounds[i] for i in prompts)
     assert "fewer" in summary.format()
     recorded = load_run_info(tmp_path / "adaptive")["adaptive"]
     assert recorded["schedule"] == [2, 4, 6] and recorded["prior"] == [[1.0, 1.0, 1.0]]
