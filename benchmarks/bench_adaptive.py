@@ -20,6 +20,9 @@ Decisions settled: the filter class alone, or the class and the inverse rule's g
     sgpo-curate profile --model smollm2-135m-instruct --dataset mawps-singleop --k 16 --max-new-tokens 96 \
         --limit 24 --batch-queries 4 --out runs/smol_t10_k16                  # ~75 min on 2 busy cores
     python benchmarks/bench_adaptive.py --smollm2 runs/smol_t10_k16      # ~5 min (toy models cached)
+
+`--smollm2-adaptive DIR` also checks a real adaptive SmolLM2 run (made with `--adaptive --prior` a parquet of
+the other queries' profiles) against the fixed run: same samples, fewer of them.
 Writes benchmarks/results/adaptive.md and adaptive.json.
 """
 
@@ -77,10 +80,12 @@ def replay_pool(name: str, pool, priors, k: int) -> list[dict]:
         for schedule_name, schedule in schedules(k).items():
             for prior_name, parts in priors.items():
                 for confidence in CONFIDENCES:
+                    stops = [StoppingRule(prior, k, schedule, confidence, rule) for _, prior in parts]
                     results = [
-                        replay([p.rewards for p in part], StoppingRule(prior, k, schedule, confidence, rule))
-                        for part, prior in parts
+                        replay([p.rewards for p in part], stop)
+                        for (part, _), stop in zip(parts, stops, strict=True)
                     ]
+                    tokens = [_tokens(part, stop) for (part, _), stop in zip(parts, stops, strict=True)]
                     queries = sum(r.queries for r in results)
                     rows.append(
                         {
@@ -95,9 +100,22 @@ def replay_pool(name: str, pool, priors, k: int) -> list[dict]:
                             - sum(r.samples_adaptive for r in results)
                             / sum(r.samples_fixed for r in results),
                             "agreement": sum(r.agreement * r.queries for r in results) / queries,
+                            "tokens_saved": 1 - sum(a for a, _ in tokens) / sum(f for _, f in tokens),
                         }
                     )
     return rows
+
+
+def _tokens(pool, stopping: StoppingRule) -> tuple[int, int]:
+    """Tokens processed adaptively and at fixed k: generated tokens of the samples taken, plus the prompt once
+    per round (the transformers sampler encodes it again each round; vLLM's prefix cache would not)."""
+    adaptive = fixed = 0
+    for p in pool:
+        n = stopping.samples_needed(p.rewards[: stopping.k])
+        rounds = sum(1 for point in stopping.schedule if point <= n)
+        adaptive += sum(p.completion_tokens[:n]) + p.prompt_tokens * rounds
+        fixed += sum(p.completion_tokens[: stopping.k]) + p.prompt_tokens
+    return adaptive, fixed
 
 
 def independent_agreement(pool, k: int) -> dict[str, float]:
@@ -149,6 +167,24 @@ def real_adaptive_check(model_dir: str, queries, fixed, prior_dir: Path, k: int,
     }
 
 
+def check_adaptive_folder(adaptive_dir: str, fixed_dir: str) -> dict:
+    """An adaptive run made with `sgpo-curate profile --adaptive` against the fixed-k run of the same
+    queries: are its samples the first ones of the fixed run, and how many did it take?"""
+    fixed = {p.id: p for p in load_profiles(fixed_dir)}
+    taken = load_profiles(adaptive_dir)
+    prefixes = all(
+        p.completions == fixed[p.id].completions[: len(p.completions)]
+        and p.rewards == fixed[p.id].rewards[: len(p.rewards)]
+        for p in taken
+    )
+    return {
+        "samples": sum(len(p.rewards) for p in taken),
+        "fixed_samples": sum(len(fixed[p.id].rewards) for p in taken),
+        "prefixes_equal": prefixes,
+        "samples_per_query": {p.id: len(p.rewards) for p in taken},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -156,6 +192,10 @@ def main() -> None:
     parser.add_argument("--work", default="runs/toy", help="Cache of toy models and profiles.")
     parser.add_argument(
         "--smollm2", help="A fixed-k SmolLM2 profiling folder (sgpo-curate profile ... --k 16)."
+    )
+    parser.add_argument(
+        "--smollm2-adaptive",
+        help="An adaptive SmolLM2 run of some of the same queries, checked against --smollm2.",
     )
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--pool-size", type=int, default=384)
@@ -208,6 +248,8 @@ def main() -> None:
         rows += replay_pool("smollm2/mawps", smol, priors, k)
         noise["smollm2/mawps"] = independent_agreement(smol, k)
         histograms["smollm2/mawps"] = _histogram(counts(smol, k))
+        if args.smollm2_adaptive:
+            checks["smollm2/mawps"] = check_adaptive_folder(args.smollm2_adaptive, args.smollm2)
     (RESULTS / "adaptive.json").write_text(
         json.dumps(
             {
@@ -235,7 +277,7 @@ def main() -> None:
             "two independent k/2 profiles agree",
         ],
         _table(rows, noise),
-        _notes(checks, histograms, args),
+        _notes(checks, histograms, args, rows),
     )
 
 
@@ -270,14 +312,31 @@ def _histogram(pool_counts) -> dict[str, int]:
     return out
 
 
-def _notes(checks: dict, histograms: dict, args) -> str:
+def _token_lines(rows: list[dict]) -> list[str]:
+    lines = [
+        "\nSamples saved vs tokens saved (prompt encoded once per round, as the transformers sampler does), fitted "
+        "prior, confidence 0.95, k = 16:",
+        "",
+        "| pool | decisions | rounds | samples saved | tokens saved |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["prior"] != "flat" and r["confidence"] == 0.95 and r["k"] == 16:
+            lines.append(
+                f"| {r['pool']} | {r['decisions']} | {r['schedule']} | {r['saved']:.0%} | {r['tokens_saved']:.0%} |"
+            )
+    return lines
+
+
+def _notes(checks: dict, histograms: dict, args, rows: list[dict]) -> str:
     lines = ["Pools at fixed k (queries with p̂ = 0 / between / 1):"]
     lines += [f"- {name}: {h['p=0']} / {h['0<p<1']} / {h['p=1']}" for name, h in histograms.items()]
     for name, check in checks.items():
+        predicted = f", the replay predicted {check['replay_samples']}" if "replay_samples" in check else ""
         lines.append(
-            f"\nReal adaptive run on {name} (pilot prior, confidence 0.95): {check['samples']} samples drawn, the "
-            f"replay predicted {check['replay_samples']}, fixed k draws {check['fixed_samples']}; every query's "
-            f"samples equal the first ones of the fixed-k profile: {check['prefixes_equal']}."
+            f"\nReal adaptive run on {name} (confidence 0.95): {check['samples']} samples drawn{predicted}, fixed k "
+            f"draws {check['fixed_samples']}; every query's samples (texts and rewards) equal the first ones of "
+            f"the fixed-k profile: {check['prefixes_equal']}."
         )
     lines.append(
         "\nEach cell: samples saved against fixed k / share of queries whose decisions at the stop equal fixed k's "
@@ -287,6 +346,7 @@ def _notes(checks: dict, histograms: dict, args) -> str:
         "(SmolLM2, too few queries for a pilot: `cross-fitted`, each half with the prior fitted on the other "
         "half). Last column: decisions from samples 1..k/2 against k/2+1..k, two independent profiles."
     )
+    lines += _token_lines(rows)
     return "\n".join(lines)
 
 
