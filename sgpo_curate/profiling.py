@@ -98,6 +98,8 @@ class ProfileSummary:
     histogram: dict[str, int] = field(default_factory=dict)
     rejects: dict[str, int] = field(default_factory=dict)
     fixed_k_samples: int = 0
+    # Samples whose program reached for the sandbox's harness (verdict `tampered`, scored 0).
+    tampered_samples: int = 0
 
     @property
     def generation_tokens(self) -> int:
@@ -123,6 +125,10 @@ class ProfileSummary:
             )
         if self.unverifiable_samples:
             lines.append(f"unverifiable samples (gold answer did not parse): {self.unverifiable_samples}")
+        if self.tampered_samples:
+            lines.append(
+                f"tampered samples (reached for the sandbox's harness, scored 0): {self.tampered_samples}"
+            )
         if self.rejects:
             lines.append("rejected source rows: " + ", ".join(f"{r}: {n}" for r, n in self.rejects.items()))
         lines.append("pass-rate histogram:")
@@ -437,6 +443,7 @@ def profile(
     todo = (q for q in _select(queries, config, duplicates) if _still_to_do(q, finished, directory))
     total = _count_todo(queries, config, finished)
     started = time.perf_counter()
+    tampered_before = getattr(verifier, "tampered_samples", 0)
     with (
         _progress(total, config.progress) as bar,
         open(directory / "rejects.jsonl", "w") as reject_file,
@@ -458,6 +465,9 @@ def profile(
         time.perf_counter() - started,
         out_dir,
         stopping.schedule if stopping else None,
+    )
+    summary.tampered_samples = (
+        _earlier_tampered(directory) + getattr(verifier, "tampered_samples", 0) - tampered_before
     )
     _atomic_write_text(directory / "DONE.json", json.dumps(asdict(summary), indent=2))
     if config.num_shards == 1:
@@ -530,6 +540,14 @@ class AdaptiveEngine:
                 break
         samples = tuple(Samples(tuple(texts[q.id]), tuple(tokens[q.id]), prompt_tokens[q.id]) for q in chunk)
         return ChunkResult(index, tuple(chunk), samples, tuple(r for q in chunk for r in rewards[q.id]))
+
+
+def _earlier_tampered(directory: Path) -> int:
+    """Tampered samples an earlier finished run of this shard counted (a killed run's are not kept)."""
+    try:
+        return int(json.loads((directory / "DONE.json").read_text()).get("tampered_samples", 0))
+    except (OSError, ValueError):
+        return 0
 
 
 def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: dict[str, str]) -> int | None:
@@ -708,7 +726,12 @@ def load_run_info(profile_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(profile_dir) / RUN_FILE
     if not path.exists():
         raise FileNotFoundError(f"no {RUN_FILE} in {profile_dir}: not a profiling output folder")
-    return json.loads(path.read_text())
+    info = json.loads(path.read_text())
+    done = [json.loads(p.read_text()) for p in Path(profile_dir).glob("shard-*-of-*/DONE.json")]
+    tampered = sum(int(d.get("tampered_samples", 0)) for d in done)
+    if tampered or (done and info.get("verifier") == "code"):  # the card says 0 for code, nothing for math
+        info["tampered_samples"] = tampered
+    return info
 
 
 def resolve_source(
