@@ -2,7 +2,9 @@
 
     from sgpo_curate import profile, curate, publish
 
-Public names are imported lazily so `import sgpo_curate` stays fast (no torch, no datasets).
+Public names are imported lazily so `import sgpo_curate` stays fast (no torch, no datasets), and so
+the core install (no torch) serves every name but those whose extra is missing: `AdaptiveGRPOTrainer`
+needs `pip install 'sgpo-curate[train]'`, and says so (`sgpo_curate._extras`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ _EXPORTS = {
     "PromptConfig": "sgpo_curate.config",
     "SamplingConfig": "sgpo_curate.config",
     "ProfileConfig": "sgpo_curate.config",
+    "AdaptiveConfig": "sgpo_curate.config",
     "load_queries": "sgpo_curate.sources",
     "get_sampler": "sgpo_curate.samplers",
     "get_verifier": "sgpo_curate.verifiers",
@@ -26,6 +29,8 @@ _EXPORTS = {
     "CurateConfig": "sgpo_curate.curation",
     "curate": "sgpo_curate.curation",
     "write_curated": "sgpo_curate.curation",
+    "SimulateConfig": "sgpo_curate.simulate",
+    "simulate_pool": "sgpo_curate.simulate",
     "run_pipeline": "sgpo_curate.pipeline",
     "publish": "sgpo_curate.hub",
     "AdaptiveGRPOConfig": "sgpo_curate.trainer",

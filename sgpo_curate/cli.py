@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from sgpo_curate.registry import UnknownNameError
@@ -90,6 +91,9 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
   sgpo-curate profile --model ./my-model --dataset gsm8k --k 8 --out runs/g --shard-index 0 --num-shards 4
   sgpo-curate profile --model ./my-model --dataset data.jsonl --columns question=problem,answer=solution \\
       --answer-format boxed --out runs/mine
+  sgpo-curate profile --engine ray --ray-address auto --sampler vllm --model ORG/MODEL --dataset gsm8k \\
+      --k 8 --batch-queries 256 --out runs/big    # on a cluster's head node, after `ray start --head`
+  sgpo-curate profile --model ./my-model --dataset gsm8k --k 16 --adaptive --prior runs/pilot --out runs/a
 Rerun the same command after a crash or Ctrl-C: finished queries are skipped.""",
     )
     parser.add_argument("--model", required=True, help="Bundled model name, local model folder, or Hub id.")
@@ -123,26 +127,121 @@ Rerun the same command after a crash or Ctrl-C: finished queries are skipped."""
         choices=["raw", "gsm8k", "boxed"],
         help="How a file dataset writes its gold answers.",
     )
-    parser.add_argument(
-        "--instruction", help="User-message template with {problem}; default asks for \\boxed{}."
-    )
+    _add_prompt_flags(parser)
+    _add_extraction_flag(parser)
     parser.add_argument("--no-completions", action="store_true", help="Do not store raw completions.")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+    _add_engine_flags(parser)
+    _add_adaptive_flags(parser)
     parser.set_defaults(func=_run_profile)
 
 
+def _add_prompt_flags(parser: argparse.ArgumentParser, with_example: bool = False) -> None:
+    parser.add_argument(
+        "--instruction",
+        help="User-message template; {problem} marks where the problem goes, any other brace is kept "
+        "as written (e.g. '{problem} End with \\boxed{N}.'). Default asks for \\boxed{}.",
+    )
+    if with_example:
+        parser.add_argument(
+            "--zero-shot",
+            action="store_true",
+            help="Drop the worked example shown before each math problem.",
+        )
+
+
+def _prompt_config(args: argparse.Namespace, defaults=None):
+    from dataclasses import replace
+
+    from sgpo_curate.config import PromptConfig
+
+    prompt = defaults or PromptConfig()
+    if args.instruction:
+        prompt = replace(prompt, math_instruction=args.instruction, code_instruction=args.instruction)
+    if getattr(args, "zero_shot", False):
+        prompt = replace(prompt, math_examples=())
+    return prompt
+
+
+def _add_extraction_flag(parser: argparse.ArgumentParser) -> None:
+    from sgpo_curate.verifiers.math import DEFAULT_EXTRACTION, EXTRACTION_MODES
+
+    parser.add_argument(
+        "--math-extraction",
+        choices=EXTRACTION_MODES,
+        help=f"Math answer extraction (default {DEFAULT_EXTRACTION}): strict = an answer in \\boxed{{}} or "
+        "anchored LaTeX, exactly what TRL's accuracy_reward scores; lenient = math-verify's default, which "
+        "also takes the last bare number. Recorded in run.json and the card.",
+    )
+
+
+def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    from sgpo_curate.profiling_ray import RayEngine
+
+    parser.add_argument(
+        "--engine",
+        default="local",
+        help="Where to generate and verify: local (this process) or ray (a Ray cluster, one sampler "
+        "per GPU; pip install 'sgpo-curate[ray]'). Same profiles either way.",
+    )
+    parser.add_argument("--ray-address", help=RayEngine.__dataclass_fields__["address"].metadata["help"])
+
+
+def _engine(args: argparse.Namespace):
+    from sgpo_curate.profiling import get_engine
+
+    if args.ray_address and args.engine != "ray":
+        raise UserError("--ray-address applies to --engine ray")
+    return get_engine(args.engine, **({"address": args.ray_address} if args.ray_address else {}))
+
+
+def _add_adaptive_flags(parser: argparse.ArgumentParser) -> None:
+    from sgpo_curate.config import AdaptiveConfig
+
+    defaults = AdaptiveConfig()
+    help_of = {f.name: f.metadata["help"] for f in AdaptiveConfig.__dataclass_fields__.values()}
+    group = parser.add_argument_group("adaptive profiling (--adaptive)")
+    group.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="Sample in rounds (2, 4, 6, ... up to --k) and stop each query once its decisions are settled.",
+    )
+    group.add_argument("--confidence", type=float, default=defaults.confidence, help=help_of["confidence"])
+    group.add_argument("--rounds", help=help_of["rounds"] + " Comma-separated, e.g. 2,4,8.")
+    group.add_argument("--prior", default=defaults.prior, help=help_of["prior"])
+    group.add_argument("--rule", default=defaults.rule, help=help_of["rule"])
+    group.add_argument("--g-min", type=int, default=defaults.g_min, help=help_of["g_min"])
+    group.add_argument("--g-max", type=int, default=defaults.g_max, help=help_of["g_max"])
+
+
+def _adaptive_config(args: argparse.Namespace):
+    from sgpo_curate.config import AdaptiveConfig
+
+    if not args.adaptive:
+        return None
+    return AdaptiveConfig(
+        confidence=args.confidence,
+        rounds=_int_list(args.rounds, "--rounds") if args.rounds else (),
+        prior=args.prior,
+        rule=args.rule,
+        g_min=args.g_min,
+        g_max=args.g_max,
+    )
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"{flag} takes comma-separated integers, got {text!r}") from None
+
+
 def _run_profile(args: argparse.Namespace) -> int:
-    from sgpo_curate.config import ProfileConfig, PromptConfig
+    from sgpo_curate.config import ProfileConfig
     from sgpo_curate.profiling import profile_dataset
     from sgpo_curate.sources.files import parse_columns
 
-    prompt = PromptConfig(
-        **(
-            {"math_instruction": args.instruction, "code_instruction": args.instruction}
-            if args.instruction
-            else {}
-        )
-    )
+    prompt = _prompt_config(args)
     config = ProfileConfig(
         out_dir=args.out,
         shard_index=args.shard_index,
@@ -150,6 +249,7 @@ def _run_profile(args: argparse.Namespace) -> int:
         limit=args.limit,
         keep_completions=not args.no_completions,
         progress=not args.no_progress,
+        adaptive=_adaptive_config(args),
     )
     summary = profile_dataset(
         args.dataset,
@@ -164,6 +264,8 @@ def _run_profile(args: argparse.Namespace) -> int:
         answer_format=args.answer_format,
         verifier_workers=args.verifier_workers,
         verifier_timeout=args.verifier_timeout,
+        math_extraction=args.math_extraction,
+        engine=_engine(args),
     )
     _out(summary.format())
     if args.num_shards > 1:
@@ -270,6 +372,8 @@ def _report_curation(result, files, config) -> None:
     for reason, count in result.drops.items():
         if count:
             _out(f"  dropped {count:>6}  {reason}")
+    sizes = Counter(result.dataset["group_size"])
+    _out("group sizes G (queries): " + ", ".join(f"{g} ({sizes[g]})" for g in sorted(sizes)))
     _out(
         f"rollouts per epoch: {signal.rollouts} ({config.rule}) vs {signal.uniform_rollouts} "
         f"(uniform G={signal.uniform_group_size} on kept rows) vs {signal.unfiltered_rollouts} (plain GRPO on all); "
@@ -324,11 +428,14 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
         help="The whole job on an embedded default: profile, curate, write the dataset locally.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"""By default: the bundled {pipeline.DEFAULT_MODEL} on the first {pipeline.DEFAULT_LIMIT} \
-{pipeline.DEFAULT_DATASET} problems, k={pipeline.DEFAULT_SAMPLING.k}; no network needed.
+{pipeline.DEFAULT_DATASET} problems (generated word problems, 1-3 steps), k={pipeline.DEFAULT_SAMPLING.k} at \
+temperature {pipeline.DEFAULT_SAMPLING.temperature:g}, a worked example before each problem, strict rewards (TRL's \
+accuracy_reward); no network needed.
 examples:
   sgpo-curate quickstart
-  sgpo-curate quickstart --out runs/qs --limit 32 --k 8
-  sgpo-curate quickstart --push-to-hub me/mawps-sgpo      # needs HF_TOKEN or `hf auth login`""",
+  sgpo-curate quickstart --out runs/qs --limit 64 --k 8
+  sgpo-curate quickstart --dataset mawps-singleop --out runs/mawps   # a real benchmark instead
+  sgpo-curate quickstart --push-to-hub me/arithmetic-sgpo   # needs HF_TOKEN or `hf auth login`""",
     )
     parser.add_argument(
         "--out", default="runs/quickstart", help="Run folder (profiles/ and dataset/ inside)."
@@ -338,6 +445,8 @@ examples:
     )
     parser.add_argument("--dataset", default=pipeline.DEFAULT_DATASET, help="Source name or file.")
     parser.add_argument("--limit", type=int, default=pipeline.DEFAULT_LIMIT, help="First N queries.")
+    _add_prompt_flags(parser, with_example=True)
+    _add_extraction_flag(parser)
     _add_sampling_flags(
         parser, pipeline.DEFAULT_SAMPLING, seed_flags=("--sampling-seed",)
     )  # --seed: curation
@@ -348,6 +457,7 @@ examples:
 
 
 def _run_quickstart(args: argparse.Namespace) -> int:
+    from sgpo_curate import pipeline
     from sgpo_curate.hub import HubAuthError
     from sgpo_curate.pipeline import run_pipeline
 
@@ -362,12 +472,15 @@ def _run_quickstart(args: argparse.Namespace) -> int:
             curate_config=config,
             push_to_hub=args.push_to_hub,
             progress=not args.no_progress,
+            prompt=_prompt_config(args, pipeline.QUICKSTART_PROMPT),
+            math_extraction=args.math_extraction,
         )
     except HubAuthError as exc:  # profiles and the local dataset are written before publishing
         raise UserError(
             f"{exc} (the dataset is written locally under {args.out}; rerun to publish)"
         ) from None
     _out(result.profile_summary.format())
+    _out(result.reward_line())
     _report_curation(result.curation, result.files, config)
     if result.published is not None:
         _out(f"published: {result.published}")
@@ -377,12 +490,102 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_simulate(sub: argparse._SubParsersAction) -> None:
+    from sgpo_curate.simulate import PRIORS, SimulateConfig
+
+    defaults = SimulateConfig()
+    help_of = {f.name: f.metadata["help"] for f in SimulateConfig.__dataclass_fields__.values()}
+    parser = sub.add_parser(
+        "simulate",
+        help="Predict rollouts, zero-advantage share and signal per rule and budget, before training.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  sgpo-curate simulate runs/p
+  sgpo-curate simulate runs/p --group-sizes 4,8,16 --scale 100000 --rollouts-per-step 1024
+  sgpo-curate simulate curated --config SmolLM2-135M-Instruct --prior flat
+Prints a table and writes OUT/simulation.json and OUT/simulation.png (default OUT: PATH/simulation).""",
+    )
+    parser.add_argument("path", help="A profiling folder, a profiles.parquet, or a curated dataset folder.")
+    parser.add_argument("--config", help="Config of a curated folder that holds several.")
+    parser.add_argument("--group-sizes", default="8", help=help_of["group_sizes"] + " Comma-separated.")
+    parser.add_argument(
+        "--rules", default=",".join(defaults.rules), help=help_of["rules"] + " Comma-separated."
+    )
+    parser.add_argument("--g-min", type=int, default=defaults.g_min, help=help_of["g_min"])
+    parser.add_argument("--g-max", type=int, default=defaults.g_max, help=help_of["g_max"])
+    parser.add_argument(
+        "--unsolvable-keep",
+        type=float,
+        default=defaults.unsolvable_keep_fraction,
+        help=help_of["unsolvable_keep_fraction"],
+    )
+    parser.add_argument("--prior", default=defaults.prior, choices=PRIORS, help=help_of["prior"])
+    parser.add_argument("--scale", type=int, help=help_of["scale"])
+    parser.add_argument("--seed", type=int, default=defaults.seed, help=help_of["seed"])
+    parser.add_argument("--rollouts-per-step", type=int, help="Also print optimizer steps per epoch.")
+    parser.add_argument("--out", help="Folder for simulation.json and simulation.png.")
+    parser.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from sgpo_curate.simulate import SimulateConfig, simulate_pool
+
+    config = SimulateConfig(
+        group_sizes=_int_list(args.group_sizes, "--group-sizes"),
+        rules=tuple(r for r in args.rules.split(",") if r),
+        g_min=args.g_min,
+        g_max=args.g_max,
+        unsolvable_keep_fraction=args.unsolvable_keep,
+        prior=args.prior,
+        scale=args.scale,
+        seed=args.seed,
+    )
+    logging.getLogger("sgpo_curate.curation").setLevel(logging.WARNING)  # one INFO line per arm otherwise
+    sim, out = simulate_pool(args.path, config, args.config, args.out)
+    _out(f"{sim.queries} queries planned from a pool of {sim.pool} ({sim.prior} prior), per epoch:")
+    _out(sim.table(args.rollouts_per_step))
+    _out(f"wrote {out / 'simulation.json'} and {out / 'simulation.png'}")
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "compare",
+        help="How well one model's profile predicts another's on their shared queries.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  sgpo-curate compare curated SmolLM2-135M-Instruct Qwen2.5-7B-Instruct
+  sgpo-curate compare me/gsm8k-sgpo small-model large-model --json out.json
+`sgpo-curate curate` already writes these comparisons into the card when a folder holds several configs.""",
+    )
+    parser.add_argument("repo_or_dir", help="A curated folder or a Hub dataset repo ORG/NAME.")
+    parser.add_argument("config_a", help="The predictor config (e.g. the small model's).")
+    parser.add_argument("config_b", help="The target config (e.g. the large model's).")
+    parser.add_argument("--json", help="Also write the comparison to this JSON file.")
+    parser.set_defaults(func=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from sgpo_curate.compare import compare
+
+    result = compare(args.repo_or_dir, args.config_a, args.config_b)
+    _out(result.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 # Each entry adds one subcommand; a subcommand's module keeps its parser next to its runner.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_quickstart,
     _add_profile,
     _add_merge,
     _add_curate,
+    _add_simulate,
+    _add_compare,
     _add_publish,
     _add_sources,
 ]

