@@ -573,9 +573,8 @@ def sampling_config(k: int, seed: int) -> SamplingConfig:
     )
 
 
-def run_profile(queries: list[Query], base: Path, out_dir: Path, k: int, seed: int) -> list[QueryProfile]:
+def run_profile(queries: list[Query], sampler, out_dir: Path, k: int, seed: int) -> list[QueryProfile]:
     """`sgpo_curate.profile` with the exact-text verifier, made strict (answer + EOS); resumes if interrupted."""
-    sampler = get_sampler("transformers", str(base), device="cpu")
     profile(
         queries,
         sampler,
@@ -694,12 +693,15 @@ class Pools:
 def build_pools(settings: Settings, base: Path, work: Path, num_params: int) -> dict[str, Pools]:
     """Profile the candidates (and give every p̂ = 0 candidate a second look), then compose every mix."""
     queries = candidate_queries(settings)
-    stamp = json.dumps([FORMAT_VERSION, settings.k, settings.second_look_k, [q.id for q in queries]])
+    cpu = time.process_time()
+    sampler = get_sampler("transformers", str(base), device="cpu")
+    version = getattr(sampler, "version", "1")  # how the sampler draws: a new version gives new profiles
+    stamp = json.dumps([FORMAT_VERSION, version, settings.k, settings.second_look_k, [q.id for q in queries]])
     work = work / f"profiles-{hashlib.sha256(stamp.encode()).hexdigest()[:10]}"
-    cost, fresh, cpu = work / "cpu_seconds.json", not work.exists(), time.process_time()
-    candidates = run_profile(queries, base, work / "candidates", settings.k, seed=0)
+    cost, fresh = work / "cpu_seconds.json", not work.exists()
+    candidates = run_profile(queries, sampler, work / "candidates", settings.k, seed=0)
     zero = [p.query for p in candidates if p.num_correct == 0]
-    looks = run_profile(zero, base, work / "second-look", settings.second_look_k, seed=1)
+    looks = run_profile(zero, sampler, work / "second-look", settings.second_look_k, seed=1)
     second = {p.id: p for p in looks}
     if fresh:  # what profiling costs from scratch (a resumed pass would under-count it)
         cost.write_text(json.dumps({"cpu_seconds": time.process_time() - cpu}))
