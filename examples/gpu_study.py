@@ -629,9 +629,10 @@ def summarize(curves: list[Curve], profile_info: dict[str, Any], settings: Setti
         "metric": metric,
         "rule": "GRPO's held-out gain (final minus base) >= 3 seed SDs over >= 2 seeds",
     }
+    measured = METRICS if settings.eval_greedy else METRICS[:1]
     table = {
         m: [_arm_row(arm, by_key, profile_info["flops"], m, settings) for arm in settings.arms]
-        for m in METRICS
+        for m in measured
     }
     headline: dict[str, Any] = {"gate": gate, "arms": {}}
     for row in table[metric]:
@@ -744,7 +745,8 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
         f"{settings['steps']} steps x {settings['rollouts_per_step']} rollouts, lr {settings['learning_rate']}, "
         f"no KL, seeds {settings['seeds']}. Profile: k={settings['k']}, {prof['flops']:.3g} FLOPs, charged to "
         f"{', '.join(CURATED_ARMS)}. Metric: held-out accuracy under the training reward at temperature "
-        f"{settings['temperature']} ({settings['eval_samples']} samples per query), and greedy. "
+        f"{settings['temperature']} ({settings['eval_samples']} samples per query)"
+        f"{', and greedy' if settings['eval_greedy'] else ''}. "
         f"Wall time {payload['seconds'] / 60:.1f} min.",
         "",
         "Profile of the pool: " + ", ".join(f"{k}: {v}" for k, v in prof["histogram"].items()),
@@ -769,12 +771,13 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
         ]
         for row in rows:
             cell = _ratio_cell(row)
+            flops = f"{statistics.fmean(row['total_flops']):.3g}" if row["total_flops"] else "n/a"
             lines.append(
                 f"| {row['arm']} | {row['rows']} | {_fmt(row['base'])} -> {_fmt(row['final'])} | "
                 f"{cell('ratio@0.5')} | {cell('ratio@0.75')} | {cell('ratio@1')} | {cell('ratio_noprof@1')} | "
                 f"{cell('token_ratio@1')} | {_fmt(row.get('diff_at_grpo_flops', []))} | "
                 f"{_fmt(row['zero_adv_rollouts'], 2)} | {_fmt(row['steps_done'], 0)} | "
-                f"{_fmt(row['total_flops'], 3).replace('.000', '')} |"
+                f"{flops} |"
             )
         lines.append("")
     lines += [
@@ -810,7 +813,8 @@ def plot(curves: list[Curve], profile_info: dict[str, Any], path: Path) -> None:
                     )
         ax.set_xlabel(f"cumulative {cost.replace('_', ' ')} (profiling charged)")
         ax.set_title(f"held-out {metric.replace('_', ' ')}")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -137,6 +137,15 @@ def test_summary_ratio_and_matched_flops_difference():
     assert arm["matched_flops_diff_mean"] == pytest.approx(0.0)
 
 
+def test_summary_without_greedy_evaluation():
+    settings = study.Settings(out="", arms=("grpo", "dapo"), seeds=(0,), eval_greedy=False)
+    curves = [_curve(arm, 0, [0.2, 0.3, 0.4], [0, 10, 20]) for arm in settings.arms]
+    for curve in curves:
+        for point in curve.points:
+            del point["greedy_accuracy"]
+    assert list(study.summarize(curves, {"flops": 0.0}, settings)["table"]) == ["accuracy"]
+
+
 def test_summary_keeps_seeds_that_never_reach_as_censored():
     settings = study.Settings(out="", arms=("grpo", "knapsack"), seeds=(0, 1))
     curves = [
