@@ -30,7 +30,7 @@ Steps:
     `results.md` and `savings.png` in `--out` (three files: they come back from the GPU machine).
 
 Run:
-    python examples/gpu_study.py --out runs/gpu-study                      # needs CUDA: ~7 min on one H200
+    python examples/gpu_study.py --out runs/gpu-study                      # needs CUDA: ~8.5 min on one H200
     python examples/gpu_study.py --tiny --device cpu --out /tmp/gpu-tiny   # any machine, ~30 s: the test's path
 On the GPU machine (no network, wheels and the model carried in two commands): README "On a GPU",
 `scripts/gpu_pack.sh` here and `scripts/gpu_device.sh` there. `--help` lists every stated input.
@@ -101,7 +101,7 @@ EXAMPLE = (
 
 @dataclass(frozen=True)
 class Settings:
-    """Every stated input of a run (written to results.json). Defaults: one H200, about 7 minutes."""
+    """Every stated input of a run (written to results.json). Defaults: one H200, about 8.5 minutes."""
 
     out: str
     work: str | None = None  # scratch (profiles, trainer folders); default OUT/work
@@ -110,11 +110,11 @@ class Settings:
     device: str = "cuda"
     source: str = "mawps"
     pool_size: int = 512
-    eval_size: int = 192
+    eval_size: int = 160
     k: int = 8
     arms: tuple[str, ...] = tuple(ARMS)
     seeds: tuple[int, ...] = (0, 1)
-    steps: int = 60
+    steps: int = 50
     rollouts_per_step: int = 256
     micro_batch: int = 32
     group_size: int = 8
@@ -130,12 +130,12 @@ class Settings:
     eval_every: int = 10
     eval_samples: int = 4
     eval_greedy: bool = True
-    eval_batch_queries: int = 64
+    eval_batch_queries: int = 80
     profile_batch_queries: int = 64
     workers: int = 10
     verifier_workers: int = 1
     profile_verifier_workers: int = 4
-    deadline_s: float = 420.0
+    deadline_s: float = 450.0
 
     def __post_init__(self) -> None:
         unknown = [a for a in self.arms if a not in ARMS]
