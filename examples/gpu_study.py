@@ -634,6 +634,13 @@ def summarize(curves: list[Curve], profile_info: dict[str, Any], settings: Setti
         m: [_arm_row(arm, by_key, profile_info["flops"], m, settings) for arm in settings.arms]
         for m in measured
     }
+    # No allocation can save more than GRPO's rollouts on zero-signal groups allow: 1 / (1 - that share).
+    shares = [c.zero_adv_rollouts for c in grpo if not math.isnan(c.zero_adv_rollouts)]
+    share = statistics.fmean(shares) if shares else None
+    bound = {
+        "grpo_zero_adv_rollouts": share,
+        "max_saving": 1 / (1 - share) if share is not None and share < 1 else None,
+    }
     headline: dict[str, Any] = {"gate": gate, "arms": {}}
     for row in table[metric]:
         if row["arm"] == "grpo":
@@ -651,7 +658,7 @@ def summarize(curves: list[Curve], profile_info: dict[str, Any], settings: Setti
             "matched_flops_diff_ci_low": diff_low,
             "matched_flops_diff_ci_high": diff_high,
         }
-    return {"gate": gate, "table": table, "headline": headline}
+    return {"gate": gate, "bound": bound, "table": table, "headline": headline}
 
 
 def _arm_row(
@@ -758,6 +765,13 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
         ),
         "",
     ]
+    bound = summary["bound"]
+    if bound["max_saving"] is not None:
+        lines += [
+            f"Bound: {bound['grpo_zero_adv_rollouts']:.2f} of GRPO's rollouts fell in all-equal groups, so no "
+            f"allocation can save more than {bound['max_saving']:.2f}x on this pool (1 / (1 - that share)).",
+            "",
+        ]
     if payload["failed"]:
         failed = "; ".join(f"{f['arm']}/seed {f['seed']}: {f['error']}" for f in payload["failed"])
         lines += [f"**Failed runs** (left out of every table): {failed}", ""]

@@ -120,11 +120,13 @@ def test_summary_ratio_and_matched_flops_difference():
     for seed, gain in enumerate((0.30, 0.32, 0.34)):
         grpo = [0.2, 0.2 + gain / 2, 0.2 + gain, 0.2 + gain]
         curves.append(_curve("grpo", seed, grpo, [0, 10, 20, 30]))
+        curves[-1].zero_adv_rollouts = 0.5
         # The same curve at half the training FLOPs, after a profile of 5 FLOPs.
         curves.append(_curve("sgpo", seed, grpo, [0, 5, 10, 15], prior=5.0))
     summary = study.summarize(curves, {"flops": 5.0}, settings)
     assert summary["gate"]["passed"] is True
     assert summary["gate"]["grpo_heldout_gain"] == pytest.approx(0.32)
+    assert summary["bound"]["max_saving"] == pytest.approx(2.0)  # half of GRPO's rollouts carried no signal
     arm = summary["headline"]["arms"]["sgpo"]
     assert arm["seeds_reached"] == 3
     # The smoothed curves (window 3) first reach GRPO's final value at their last point: GRPO at 30 FLOPs,
