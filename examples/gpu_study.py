@@ -362,6 +362,7 @@ class Job:
     base: str
     held_out: list[Query]
     prior_flops: float
+    prior_tokens: int
     baseline: dict[str, float]
     deadline: float
     settings: Settings
@@ -469,7 +470,7 @@ def run_job(job: Job, verifier=None) -> Curve:
     )
     trainer.remove_callback(PrinterCallback)
     curve = Curve(job.arm, job.seed, rows=len(job.rows))
-    curve.points.append(_point(trainer, 0, job.baseline, time.perf_counter() - started))
+    curve.points.append(_point(trainer, job, 0, job.baseline, time.perf_counter() - started))
 
     class Record(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -489,7 +490,7 @@ def run_job(job: Job, verifier=None) -> Curve:
             if state.global_step % settings.eval_every == 0 or state.global_step == settings.steps or late:
                 metrics = held_out.evaluate(trainer.accelerator.unwrap_model(trainer.model))
                 curve.points.append(
-                    _point(trainer, state.global_step, metrics, time.perf_counter() - started)
+                    _point(trainer, job, state.global_step, metrics, time.perf_counter() - started)
                 )
             if late and state.global_step < settings.steps:
                 curve.stopped_by_deadline = True
@@ -521,12 +522,14 @@ def run_job(job: Job, verifier=None) -> Curve:
     return curve
 
 
-def _point(trainer, step: int, metrics: dict[str, float], seconds: float) -> dict[str, float]:
+def _point(trainer, job: Job, step: int, metrics: dict[str, float], seconds: float) -> dict[str, float]:
+    """One evaluation point: the run's cumulative compute (`flops` and `tokens` with the profile charged)."""
     totals = trainer.compute_ledger.totals()
     return {
         "step": step,
         "flops": totals["total_flops"],
         "flops_no_profile": totals["training_flops"],
+        "tokens": totals["rollout_tokens"] + job.prior_tokens,
         "rollouts": totals["rollouts"],
         "rollout_tokens": totals["rollout_tokens"],
         "trained_tokens": totals["trained_tokens"],
@@ -597,7 +600,7 @@ def compare(arm: Curve, grpo: Curve, prior_flops: float, metric: str) -> dict[st
     out: dict[str, Any] = {"grpo_gain": gain}
     for fraction in TARGET_FRACTIONS:
         target = base + fraction * gain
-        for cost, key in (("flops", "ratio"), ("rollout_tokens", "token_ratio")):
+        for cost, key in (("flops", "ratio"), ("tokens", "token_ratio")):
             reach_grpo = cost_to_reach(grpo.points, target, metric, cost)
             reach_arm = cost_to_reach(arm.points, target, metric, cost)
             ok = gain > 0 and reach_grpo is not None and reach_arm is not None and reach_arm > 0
@@ -675,7 +678,7 @@ def _arm_row(
         "base": [c.points[0][metric] for c in curves],
         "final": [final_value(c.points, metric) for c in curves],
         "total_flops": [c.points[-1]["flops"] for c in curves],
-        "rollout_tokens": [c.points[-1]["rollout_tokens"] for c in curves],
+        "tokens": [c.points[-1]["tokens"] for c in curves],
         "trained_tokens": [c.points[-1]["trained_tokens"] for c in curves],
         "steps_done": [c.steps_done for c in curves],
         "zero_adv_groups": [c.zero_adv_groups for c in curves],
@@ -795,7 +798,7 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
             )
         lines.append("")
     lines += [
-        "Ratios: GRPO's FLOPs (or rollout tokens) over the arm's to first reach the fraction of GRPO's final gain "
+        "Ratios: GRPO's FLOPs (or tokens: prompt + generated, profile included) over the arm's to first reach the fraction of GRPO's final gain "
         "on the smoothed curve, paired by seed; `(n/m)`: seeds that reached it (the others are censored, not "
         "dropped). `diff @ GRPO FLOPs`: the arm's metric minus GRPO's at GRPO's final FLOPs.",
         "",
@@ -816,7 +819,7 @@ def plot(curves: list[Curve], profile_info: dict[str, Any], path: Path) -> None:
     axes[0].bar(range(len(hist)), list(hist.values()), color="grey")
     axes[0].set_xticks(range(len(hist)), list(hist), rotation=30, fontsize=8)
     axes[0].set_title("pool profile p̂ under the base")
-    panels = (("flops", "accuracy"), ("rollout_tokens", "accuracy"), ("flops", "greedy_accuracy"))
+    panels = (("flops", "accuracy"), ("tokens", "accuracy"), ("flops", "greedy_accuracy"))
     for ax, (cost, metric) in zip(axes[1:], panels, strict=True):
         for i, arm in enumerate(dict.fromkeys(c.arm for c in curves)):
             for j, curve in enumerate(c for c in curves if c.arm == arm):
@@ -825,7 +828,7 @@ def plot(curves: list[Curve], profile_info: dict[str, Any], path: Path) -> None:
                     ax.plot(
                         xs, [p[metric] for p in curve.points], color=f"C{i}", label=arm if j == 0 else None
                     )
-        ax.set_xlabel(f"cumulative {cost.replace('_', ' ')} (profiling charged)")
+        ax.set_xlabel(f"cumulative {cost} (profiling charged)")
         ax.set_title(f"held-out {metric.replace('_', ' ')}")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
@@ -874,6 +877,7 @@ def run(settings: Settings) -> dict[str, Any]:
             base,
             held_out,
             profile_info["flops"] if arm in CURATED_ARMS else 0.0,
+            profile_info["prompt_tokens"] + profile_info["completion_tokens"] if arm in CURATED_ARMS else 0,
             baseline,
             deadline,
             settings,

@@ -63,12 +63,14 @@ def test_tiny_run_curves_charge_compute_as_each_arm_spends_it(tiny_run):
     _, results = tiny_run
     curves = _curves(results)
     profile_flops = results["profile"]["flops"]
+    profile_tokens = results["profile"]["prompt_tokens"] + results["profile"]["completion_tokens"]
     for (arm, _), curve in curves.items():
         flops = [p["flops"] for p in curve["points"]]
         assert flops == sorted(flops), arm
         assert curve["steps_done"] == results["settings"]["steps"] and not curve["stopped_by_deadline"]
         # sGPO starts owing the profile; the others start at zero.
         assert flops[0] == (profile_flops if arm in study.CURATED_ARMS else 0.0), arm
+        assert curve["points"][0]["tokens"] == (profile_tokens if arm in study.CURATED_ARMS else 0), arm
         assert curve["points"][0]["accuracy"] == results["baseline"]["accuracy"]
         # The ledger's totals are what the last point reports.
         assert curve["points"][-1]["rollouts"] == curve["compute"]["rollouts"]
@@ -104,7 +106,7 @@ def _curve(arm, seed, accuracy, flops, prior=0.0):
         {
             "step": i,
             "flops": prior + f,
-            "rollout_tokens": f / 10,
+            "tokens": (prior + f) / 10,
             "trained_tokens": f / 20,
             "accuracy": a,
             "greedy_accuracy": a,
