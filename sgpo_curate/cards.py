@@ -251,6 +251,7 @@ def _config_context(summary: Mapping[str, Any]) -> dict[str, Any]:
         "sampler": run.get("sampler") or "unknown",
         "verifier": run.get("verifier") or "unknown",
         "verifier_version": run.get("verifier_version") or "",
+        "tampered_samples": run.get("tampered_samples"),
         "source": run.get("source") or "unknown",
         "source_license": run.get("source_license") or "unknown",
         "date": run.get("date") or "unknown",

@@ -90,6 +90,8 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
   sgpo-curate profile --model ./my-model --dataset gsm8k --k 8 --out runs/g --shard-index 0 --num-shards 4
   sgpo-curate profile --model ./my-model --dataset data.jsonl --columns question=problem,answer=solution \\
       --answer-format boxed --out runs/mine
+  sgpo-curate profile --engine ray --ray-address auto --sampler vllm --model ORG/MODEL --dataset gsm8k \\
+      --k 8 --batch-queries 256 --out runs/big    # on a cluster's head node, after `ray start --head`
 Rerun the same command after a crash or Ctrl-C: finished queries are skipped.""",
     )
     parser.add_argument("--model", required=True, help="Bundled model name, local model folder, or Hub id.")
@@ -128,7 +130,28 @@ Rerun the same command after a crash or Ctrl-C: finished queries are skipped."""
     )
     parser.add_argument("--no-completions", action="store_true", help="Do not store raw completions.")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+    _add_engine_flags(parser)
     parser.set_defaults(func=_run_profile)
+
+
+def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    from sgpo_curate.profiling_ray import RayEngine
+
+    parser.add_argument(
+        "--engine",
+        default="local",
+        help="Where to generate and verify: local (this process) or ray (a Ray cluster, one sampler "
+        "per GPU; pip install 'sgpo-curate[ray]'). Same profiles either way.",
+    )
+    parser.add_argument("--ray-address", help=RayEngine.__dataclass_fields__["address"].metadata["help"])
+
+
+def _engine(args: argparse.Namespace):
+    from sgpo_curate.profiling import get_engine
+
+    if args.ray_address and args.engine != "ray":
+        raise UserError("--ray-address applies to --engine ray")
+    return get_engine(args.engine, **({"address": args.ray_address} if args.ray_address else {}))
 
 
 def _run_profile(args: argparse.Namespace) -> int:
@@ -164,6 +187,7 @@ def _run_profile(args: argparse.Namespace) -> int:
         answer_format=args.answer_format,
         verifier_workers=args.verifier_workers,
         verifier_timeout=args.verifier_timeout,
+        engine=_engine(args),
     )
     _out(summary.format())
     if args.num_shards > 1:

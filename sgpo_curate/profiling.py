@@ -14,6 +14,10 @@ How it stays cheap and safe on long runs:
   free); each worker writes its own `shard-i-of-n/` folder and `merge` joins them.
 - Overlap: the verifier of chunk i runs in a background thread (its own process pool does the work)
   while chunk i+1 is generated.
+- Engines: where chunks are generated and verified is pluggable (`engine="local"`, this process;
+  `engine="ray"`, an actor pool on a Ray cluster, see `profiling_ray`). Selection, resume, parts,
+  `run.json` and `merge` live here, once, whatever the engine: an engine only turns chunks into
+  `ChunkResult`s, in any order.
 
 Layout of `out_dir`: `run.json` (model, sampling, verifier, versions), `shard-*/part-*.parquet`,
 `shard-*/rejects.jsonl`, `shard-*/DONE.json` (the shard's summary), `profiles.parquet` (merged).
@@ -35,10 +39,14 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sgpo_curate.config import ProfileConfig, SamplingConfig
 from sgpo_curate.records import Query, QueryProfile
+from sgpo_curate.registry import ENGINES
+
+if TYPE_CHECKING:
+    from sgpo_curate.samplers import Samples
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +78,8 @@ class ProfileSummary:
     wall_seconds: float = 0.0
     histogram: dict[str, int] = field(default_factory=dict)
     rejects: dict[str, int] = field(default_factory=dict)
+    # Samples whose program reached for the sandbox's harness (verdict `tampered`, scored 0).
+    tampered_samples: int = 0
 
     @property
     def generation_tokens(self) -> int:
@@ -90,6 +100,10 @@ class ProfileSummary:
         ]
         if self.unverifiable_samples:
             lines.append(f"unverifiable samples (gold answer did not parse): {self.unverifiable_samples}")
+        if self.tampered_samples:
+            lines.append(
+                f"tampered samples (reached for the sandbox's harness, scored 0): {self.tampered_samples}"
+            )
         if self.rejects:
             lines.append("rejected source rows: " + ", ".join(f"{r}: {n}" for r, n in self.rejects.items()))
         lines.append("pass-rate histogram:")
@@ -234,6 +248,106 @@ def _chunks(queries: Iterator[Query], size: int) -> Iterator[list[Query]]:
         yield chunk
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """One chunk generated and verified, as an engine hands it back.
+
+    Args:
+        index (`int`): the chunk's position in this run's chunk order; its part file is numbered
+            from it, so results may arrive in any order.
+        queries (`tuple[Query, ...]`): the chunk.
+        samples (`tuple[Samples, ...]`): one `Samples` per query.
+        rewards (`tuple[float | None, ...]`): flat, k per query, in sample order.
+    """
+
+    index: int
+    queries: tuple[Query, ...]
+    samples: tuple[Samples, ...]
+    rewards: tuple[float | None, ...]
+
+
+class Engine(Protocol):
+    """Where chunks are generated and verified. `run` yields one `ChunkResult` per chunk, any order."""
+
+    name: ClassVar[str]
+    # Verifier worker processes when the user sets none: None lets the verifier take every core.
+    default_verifier_workers: ClassVar[int | None]
+
+    def make_sampler(self, name: str, model: str): ...
+
+    def run(
+        self, chunks: Iterable[list[Query]], sampler, verifier, sampling: SamplingConfig
+    ) -> Iterator[ChunkResult]: ...
+
+
+def get_engine(name: str, **options) -> Engine:
+    """A registered profiling engine (`local`, `ray`) built with its options (e.g. `address=`)."""
+    return ENGINES.get(name)(**options)
+
+
+def verify_chunk(verifier, queries: Iterable[Query], samples: Iterable) -> tuple[float | None, ...]:
+    """The verifier's rewards for one chunk: every sample of every query, flat, in sample order."""
+    texts, flat_queries = [], []
+    for query, sample in zip(queries, samples, strict=True):
+        texts.extend(sample.texts)
+        flat_queries.extend([query] * len(sample.texts))
+    return tuple(verifier(texts, flat_queries))
+
+
+@ENGINES.register("local")
+@dataclass(frozen=True)
+class LocalEngine:
+    """Generate in this process; verify chunk i in a background thread while chunk i+1 generates."""
+
+    name: ClassVar[str] = "local"
+    default_verifier_workers: ClassVar[int | None] = None
+
+    def make_sampler(self, name: str, model: str):
+        from sgpo_curate.samplers import get_sampler
+
+        return get_sampler(name, model)
+
+    def run(self, chunks, sampler, verifier, sampling):
+        from sgpo_curate.samplers import SamplerSpec
+
+        sampler = sampler.build() if isinstance(sampler, SamplerSpec) else sampler
+        with ThreadPoolExecutor(1, thread_name_prefix="verify") as pool:
+            pending: tuple[int, list[Query], list, Future] | None = None
+            for index, chunk in enumerate(chunks):
+                samples = sampler.sample(chunk, sampling, sampling.seed)
+                future = pool.submit(
+                    verify_chunk, verifier, chunk, samples
+                )  # runs while the next chunk generates
+                if pending:
+                    yield _chunk_result(*pending)
+                pending = (index, chunk, samples, future)
+            if pending:
+                yield _chunk_result(*pending)
+
+
+def _chunk_result(index: int, chunk: list[Query], samples: list, future: Future) -> ChunkResult:
+    return ChunkResult(index, tuple(chunk), tuple(samples), future.result())
+
+
+def chunk_profiles(result: ChunkResult, model: str) -> list[QueryProfile]:
+    """The `QueryProfile`s of one chunk: each query with its k samples and their rewards."""
+    profiles, offset = [], 0
+    for query, sample in zip(result.queries, result.samples, strict=True):
+        k = len(sample.texts)
+        profiles.append(
+            QueryProfile(
+                query=query,
+                model=model,
+                rewards=tuple(result.rewards[offset : offset + k]),
+                completion_tokens=sample.completion_tokens,
+                prompt_tokens=sample.prompt_tokens,
+                completions=sample.texts,
+            )
+        )
+        offset += k
+    return profiles
+
+
 def profile(
     queries: Iterable[Query],
     sampler,
@@ -243,18 +357,23 @@ def profile(
     rejects: list | None = None,
     source: str = "custom",
     source_license: str = "unknown",
+    engine: str | Engine = "local",
 ) -> ProfileSummary:
     """Profile `queries`: k samples each, verified, written as parquet parts under `config.out_dir`.
 
     Args:
         queries (`Iterable[Query]`): streamed; a list or a generator.
-        sampler: a registered sampler (`get_sampler(...)`).
+        sampler: a registered sampler (`get_sampler(...)`), or a `SamplerSpec` that the engine builds
+            (the `ray` engine needs one: each worker loads its own model).
         verifier: a verifier (`get_verifier("math")`); called as `verifier(completions, queries)`.
         config (`ProfileConfig`): output folder, sharding, limit.
         sampling (`SamplingConfig`, *optional*): k, max_new_tokens, temperature, top_p, seed.
         rejects (`list`, *optional*): the list the source fills with rejected rows while it is
             streamed; they are written to `rejects.jsonl` and counted in the summary.
         source (`str`), source_license (`str`): recorded in `run.json` for the dataset card.
+        engine (`str` or `Engine`): `"local"` (this process), `"ray"` (a Ray cluster, with default
+            settings), or a configured engine such as `RayEngine(address="auto")`. Engines give the
+            same profiles for the same model, seed and settings.
 
     Returns:
         `ProfileSummary` of this shard (earlier runs' finished work included). With one shard the
@@ -266,6 +385,7 @@ def profile(
         ...         get_verifier("math"), ProfileConfig(out_dir="runs/demo"), SamplingConfig(k=4))
     """
     sampling = sampling or SamplingConfig()
+    engine = get_engine(engine) if isinstance(engine, str) else engine
     out_dir = Path(config.out_dir)
     directory = shard_dir(out_dir, config.shard_index, config.num_shards)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -278,24 +398,15 @@ def profile(
     todo = (q for q in _select(queries, config, duplicates) if _still_to_do(q, finished, directory))
     total = _count_todo(queries, config, finished)
     started = time.perf_counter()
+    tampered_before = getattr(verifier, "tampered_samples", 0)
     with (
         _progress(total, config.progress) as bar,
-        ThreadPoolExecutor(1, thread_name_prefix="verify") as pool,
         open(directory / "rejects.jsonl", "w") as reject_file,
     ):
-        pending: tuple[list[Query], list, Future] | None = None
         written_rejects = 0
-        for chunk in _chunks(todo, sampling.batch_queries):
-            samples = sampler.sample(chunk, sampling, sampling.seed)
-            texts = [t for s in samples for t in s.texts]
-            flat_queries = [q for q, s in zip(chunk, samples, strict=True) for _ in s.texts]
-            future = pool.submit(verifier, texts, flat_queries)  # runs while the next chunk generates
-            if pending:
-                next_part = _finish_chunk(directory, next_part, pending, sampler, config, bar)
-            pending = (chunk, samples, future)
+        for result in engine.run(_chunks(todo, sampling.batch_queries), sampler, verifier, sampling):
+            _finish_chunk(directory, next_part + result.index, result, sampler.model_name, config, bar)
             written_rejects = _flush_rejects(reject_file, rejects, written_rejects)
-        if pending:
-            _finish_chunk(directory, next_part, pending, sampler, config, bar)
         _flush_rejects(reject_file, rejects, written_rejects)
     reasons = Counter(r.reason for r in rejects)
     if duplicates:
@@ -308,10 +419,21 @@ def profile(
         time.perf_counter() - started,
         out_dir,
     )
+    summary.tampered_samples = (
+        _earlier_tampered(directory) + getattr(verifier, "tampered_samples", 0) - tampered_before
+    )
     _atomic_write_text(directory / "DONE.json", json.dumps(asdict(summary), indent=2))
     if config.num_shards == 1:
         merge(out_dir)
     return summary
+
+
+def _earlier_tampered(directory: Path) -> int:
+    """Tampered samples an earlier finished run of this shard counted (a killed run's are not kept)."""
+    try:
+        return int(json.loads((directory / "DONE.json").read_text()).get("tampered_samples", 0))
+    except (OSError, ValueError):
+        return 0
 
 
 def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: dict[str, str]) -> int | None:
@@ -326,28 +448,13 @@ def _count_todo(queries: Iterable[Query], config: ProfileConfig, finished: dict[
     return None
 
 
-def _finish_chunk(directory: Path, part: int, pending, sampler, config: ProfileConfig, bar) -> int:
-    chunk, samples, future = pending
-    rewards = future.result()
-    profiles, offset = [], 0
-    for query, sample in zip(chunk, samples, strict=True):
-        k = len(sample.texts)
-        profiles.append(
-            QueryProfile(
-                query=query,
-                model=sampler.model_name,
-                rewards=tuple(rewards[offset : offset + k]),
-                completion_tokens=sample.completion_tokens,
-                prompt_tokens=sample.prompt_tokens,
-                completions=sample.texts,
-            )
-        )
-        offset += k
-    _write_part(directory, part, profiles, config.keep_completions)
-    bar.update(len(chunk))
-    bar.samples += offset
+def _finish_chunk(
+    directory: Path, part: int, result: ChunkResult, model: str, config: ProfileConfig, bar
+) -> None:
+    _write_part(directory, part, chunk_profiles(result, model), config.keep_completions)
+    bar.update(len(result.queries))
+    bar.samples += len(result.rewards)
     bar.set_postfix_str(f"{bar.samples / max(bar.format_dict['elapsed'], 1e-9):.1f} samples/s", refresh=False)
-    return part + 1
 
 
 def _flush_rejects(handle, rejects: list, written: int) -> int:
@@ -500,7 +607,12 @@ def load_run_info(profile_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(profile_dir) / RUN_FILE
     if not path.exists():
         raise FileNotFoundError(f"no {RUN_FILE} in {profile_dir}: not a profiling output folder")
-    return json.loads(path.read_text())
+    info = json.loads(path.read_text())
+    done = [json.loads(p.read_text()) for p in Path(profile_dir).glob("shard-*-of-*/DONE.json")]
+    tampered = sum(int(d.get("tampered_samples", 0)) for d in done)
+    if tampered or (done and info.get("verifier") == "code"):  # the card says 0 for code, nothing for math
+        info["tampered_samples"] = tampered
+    return info
 
 
 def resolve_source(
@@ -532,6 +644,7 @@ def profile_dataset(
     answer_format: str = "raw",
     verifier_workers: int | None = None,
     verifier_timeout: float | None = None,
+    engine: str | Engine = "local",
 ) -> ProfileSummary:
     """Profile a named or file dataset with a model: the whole `sgpo-curate profile` job.
 
@@ -544,21 +657,24 @@ def profile_dataset(
         verifier (`str`, *optional*): default: the source's domain (`math` or `code`).
         prompt (`PromptConfig`, *optional*): instruction templates.
         columns, domain, answer_format: for file and `hf:` datasets (see `sources.files`).
-        verifier_workers (`int`, *optional*): verifier processes; default: number of cores.
+        verifier_workers (`int`, *optional*): verifier processes; default: number of cores (local
+            engine), one per verifier actor (ray engine).
         verifier_timeout (`float`, *optional*): seconds per check; default: the verifier's own.
+        engine (`str` or `Engine`): `"local"`, `"ray"`, or a configured `RayEngine(address=...)`.
 
     Example:
         >>> profile_dataset("mawps-singleop", "smollm2-135m-instruct",
         ...                 ProfileConfig(out_dir="runs/demo", limit=8), SamplingConfig(k=4))  # doctest: +SKIP
     """
     from sgpo_curate.config import PromptConfig
-    from sgpo_curate.samplers import get_sampler
     from sgpo_curate.verifiers import get_verifier
 
+    engine = get_engine(engine) if isinstance(engine, str) else engine
     source = resolve_source(dataset, columns, domain, answer_format)
-    options = {"workers": verifier_workers} | ({"timeout_s": verifier_timeout} if verifier_timeout else {})
+    workers = verifier_workers if verifier_workers is not None else engine.default_verifier_workers
+    options = {"workers": workers} | ({"timeout_s": verifier_timeout} if verifier_timeout else {})
     verifier_obj = get_verifier(verifier or source.domain, **options)
-    sampler_obj = get_sampler(sampler, model)
+    sampler_obj = engine.make_sampler(sampler, model)
     rejects: list = []
     queries = source.queries(prompt or PromptConfig(), rejects)
     try:
@@ -571,6 +687,7 @@ def profile_dataset(
             rejects=rejects,
             source=source.name,
             source_license=source.license,
+            engine=engine,
         )
     finally:
         close = getattr(verifier_obj, "close", None)

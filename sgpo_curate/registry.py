@@ -1,4 +1,5 @@
-"""Small named registries for the pluggable parts: sources, samplers, verifiers, group-size rules.
+"""Small named registries for the pluggable parts: sources, samplers, verifiers, group-size rules,
+profiling engines.
 
 A duplicate name raises, an unknown name lists the valid ones, and a dotted path `pkg.mod:obj` loads
 user code without forking this package. Entries are registered by the module that defines them; the
@@ -102,3 +103,4 @@ SOURCES: Registry = Registry("source", ["sgpo_curate.sources.math", "sgpo_curate
 SAMPLERS: Registry = Registry("sampler", ["sgpo_curate.samplers"])
 VERIFIERS: Registry = Registry("verifier", ["sgpo_curate.verifiers.math", "sgpo_curate.verifiers.code"])
 GROUP_SIZE_RULES: Registry = Registry("group-size rule", ["sgpo_curate.policy"])
+ENGINES: Registry = Registry("profiling engine", ["sgpo_curate.profiling", "sgpo_curate.profiling_ray"])

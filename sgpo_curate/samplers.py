@@ -11,13 +11,17 @@ and seed give the same samples; temperature 0 decodes greedily. Registered sampl
   call's query ids (`derive_seed(seed, *ids)`) without touching the caller's global RNG.
 - `vllm`: GPU only (`pip install 'sgpo-curate[vllm]'`), `SamplingParams(n=k, seed=...)` with a seed per
   query; imported only when asked for, never on CPU paths.
+
+`SamplerSpec(name, model)` describes a sampler without loading it, for engines that build it on their
+workers (`profile(..., engine="ray")`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from sgpo_curate.config import SamplingConfig
@@ -259,3 +263,47 @@ def _count_parameters_from_config(config) -> int:
 
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(config).num_parameters()
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A sampler described, to be built where it runs (a Ray worker, another process).
+
+    Engines that generate elsewhere cannot ship a loaded model: they ship this and call `build()` on
+    the worker. It answers what `run.json` records (`name`, `model_name`, `model_revision`,
+    `num_parameters`) without loading weights; the parameter count comes from the model's config on
+    the meta device, the way the vLLM sampler counts.
+
+    Args:
+        name (`str`): a registered sampler (`transformers`, `vllm`) or a dotted path `pkg.mod:Class`.
+        model (`str`): bundled name, local folder or Hub id (must resolve on the workers too).
+        options (`dict`): keyword arguments for the sampler (`device`, `dtype`, vLLM's `LLM` kwargs).
+
+    Example:
+        >>> spec = SamplerSpec("transformers", "smollm2-135m-instruct")  # doctest: +SKIP
+        >>> sampler = spec.build()  # on the worker  # doctest: +SKIP
+    """
+
+    name: str
+    model: str
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        SAMPLERS.get(self.name)  # an unknown name fails here, with the valid names, not on a worker
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    @property
+    def model_revision(self) -> str | None:
+        return _model_revision(self.model)
+
+    @cached_property
+    def num_parameters(self) -> int:
+        from transformers import AutoConfig
+
+        return _count_parameters_from_config(AutoConfig.from_pretrained(resolve_model(self.model)))
+
+    def build(self) -> Sampler:
+        return get_sampler(self.name, self.model, **self.options)

@@ -142,7 +142,9 @@ def test_config_checks_and_single_model():
         CurateConfig(order="longest-first")
     with pytest.raises(ValueError, match="min_pass_rate"):
         CurateConfig(min_pass_rate=0.9, max_pass_rate=0.1)
-    with pytest.raises(UnknownNameError, match="valid group-size rules: coverage, inverse, knapsack, symmetric, uniform"):
+    with pytest.raises(
+        UnknownNameError, match="valid group-size rules: coverage, inverse, knapsack, symmetric, uniform"
+    ):
         CurateConfig(rule="sqrt")
     with pytest.raises(ValueError, match="exactly one model"):
         curate([make_profile(0, 3), make_profile(1, 3, model="other/model")])

@@ -135,3 +135,21 @@ def test_vllm_sampler_gives_k_samples(queries):  # pragma: no cover - GPU only
     out = sampler.sample(queries, SamplingConfig(k=4, max_new_tokens=32), seed=0)
     assert [len(s.texts) for s in out] == [4, 4, 4]
     assert sampler.sample(queries, SamplingConfig(k=4, max_new_tokens=32), seed=0) == out
+
+
+def test_sampler_spec_describes_without_loading_and_builds_the_same_sampler(sampler, queries, tiny_model_dir):
+    import pickle
+
+    from sgpo_curate.registry import UnknownNameError
+    from sgpo_curate.samplers import SamplerSpec
+
+    spec = pickle.loads(pickle.dumps(SamplerSpec("transformers", tiny_model_dir)))  # it travels to workers
+    assert (spec.name, spec.model_name, spec.num_parameters) == (
+        "transformers",
+        tiny_model_dir,
+        sampler.num_parameters,
+    )
+    config = SamplingConfig(k=2, max_new_tokens=8)
+    assert spec.build().sample(queries, config, seed=3) == sampler.sample(queries, config, seed=3)
+    with pytest.raises(UnknownNameError, match="valid samplers: transformers, vllm"):
+        SamplerSpec("transformer", tiny_model_dir)

@@ -1,8 +1,14 @@
-"""Code verifier: extract the program from a completion, add the query's unit tests, run it sandboxed.
+"""Code verifier: extract the program from a completion, run it sandboxed, judge it by the query's tests.
 
 The same contract as the math verifier: `verifier(completions, queries) -> list[float | None]`,
-`1.0` when the assembled program runs to its end in the sandbox (every assert held), `0.0` for any
-other verdict (failed, timeout, crashed, sandbox error), `None` when the query has no tests.
+`1.0` when the query's tests pass against the completion's code, `0.0` for any other verdict
+(failed, timeout, crashed, tampered, sandbox error), `None` when the query has no tests.
+
+The tests never run inside the completion's process: the sandbox's judged mode runs the completion's
+code in one process and the tests in another (the judge), which calls the completion's functions
+through proxies and gets plain data back (`sgpo_curate.sandbox`). So a completion cannot see the
+tests, forge the pass, patch the tests' builtins, or answer with an always-equal object. Verdicts
+of `tampered` (the completion reached for the harness) are counted in `tampered_samples`.
 
 Program assembly follows the shape of the tests, not the source's name, so file/Hub sources with
 mapped `tests` / `entry_point` columns work the same way:
@@ -13,6 +19,11 @@ mapped `tests` / `entry_point` columns work the same way:
   functions stay available.
 - Tests that define `check(candidate)` are followed by `check(<entry_point>)`.
 - Otherwise (MBPP): the completion's code, then the tests (setup code and asserts).
+
+In judged mode (`jobs`, what the verifier runs) the same pieces are split: the program is the stub
+plus the completion (plus the tests' imports and class definitions, so that objects the tests build
+can be passed to it); the judge runs the stub as a trusted prelude (its helpers, such as `poly`,
+stay the dataset's), the tests, and the `check` call. `assemble` keeps the single-program form.
 
 Programs run with `__name__ == "solution"`, so a completion's `if __name__ == "__main__":` demo
 (often reading stdin) does not run, as in the reference harnesses.
@@ -29,11 +40,12 @@ import builtins
 import keyword
 import re
 import textwrap
+import threading
 from dataclasses import replace
 
 from sgpo_curate.records import Query
 from sgpo_curate.registry import VERIFIERS
-from sgpo_curate.sandbox import Sandbox, SandboxConfig, Verdict
+from sgpo_curate.sandbox import Sandbox, SandboxConfig, Tests, Verdict
 
 MODULE_NAME = "solution"
 _FENCE = re.compile(r"```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.MULTILINE)
@@ -70,7 +82,8 @@ def extract_code(completion: str, entry_point: str | None = None) -> str:
 
 
 def function_under_test(query: Query) -> str | None:
-    """The function the tests are about: the entry point, else the first non-builtin the asserts call.
+    """The function the tests are about: the entry point, else the first non-builtin the asserts call,
+    else (every call is to a builtin's name, e.g. MBPP's `sum(10, 15)`) the first name they call.
 
     Example:
         >>> function_under_test(Query("t/0", "t", "code", (("user", "?"),), tests="assert set(f(1)) == {1}"))
@@ -78,10 +91,11 @@ def function_under_test(query: Query) -> str | None:
     """
     if query.entry_point:
         return query.entry_point.strip()
-    for name in re.findall(r"\b([A-Za-z_]\w*)\s*\(", query.tests or ""):
-        if not hasattr(builtins, name) and not keyword.iskeyword(name):
+    called = [n for n in re.findall(r"\b([A-Za-z_]\w*)\s*\(", query.tests or "") if not keyword.iskeyword(n)]
+    for name in called:
+        if not hasattr(builtins, name):
             return name
-    return None
+    return called[0] if called else None
 
 
 def _as_body(code: str) -> str:
@@ -136,6 +150,47 @@ def assemble(code: str, query: Query) -> str:
     return program
 
 
+def _test_definitions(tests: str) -> str:
+    """The tests' top-level imports and class definitions: the program's process needs them to
+    rebuild objects of those classes that the tests pass to it (never the asserts)."""
+    try:
+        tree = ast.parse(tests)
+    except SyntaxError:
+        return ""
+    keep = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom, ast.ClassDef))]
+    return "\n".join(ast.get_source_segment(tests, node) or "" for node in keep)
+
+
+def judged_job(code: str, query: Query) -> tuple[str, Tests]:
+    """The program (stub + completion + the tests' definitions) and the tests that judge it.
+
+    Example:
+        >>> q = Query("t/0", "t", "code", (("user", "add"),), tests="assert add(1, 2) == 3")
+        >>> program, tests = judged_job("def add(a, b):\n    return a + b", q)
+        >>> tests.code
+        'assert add(1, 2) == 3\n'
+    """
+    entry_point = (query.entry_point or "").strip()
+    stub = function_stub(query)
+    if stub and entry_point and defines(code, entry_point):
+        program = stub.rstrip() + "\n\n\n" + code
+    elif stub and entry_point:
+        program = stub.rstrip("\n") + "\n" + _as_body(code)
+    else:
+        program = code
+    tests = (query.tests or "").rstrip() + "\n"
+    definitions = _test_definitions(tests)
+    if definitions:
+        program = program.rstrip() + "\n\n" + definitions + "\n"
+    if entry_point and re.search(r"^def\s+check\s*\(", query.tests or "", re.MULTILINE):
+        tests += f"\ncheck({entry_point})\n"
+    prelude = stub if stub and entry_point else ""
+    # The function under test comes from the program even where the prelude or a builtin has the
+    # name (MBPP 126 defines `sum`); every other name the tests use stays the judge's own.
+    under_test = function_under_test(query)
+    return program, Tests(tests, prelude=prelude, program_names=(under_test,) if under_test else ())
+
+
 @VERIFIERS.register("code")
 class CodeVerifier:
     """Reward 1.0 when a completion's code passes its query's unit tests in the sandbox.
@@ -160,14 +215,17 @@ class CodeVerifier:
             )
         self.config = config
         self._sandbox: Sandbox | None = None
+        self.tampered_samples = 0  # verdicts of `tampered` seen by this verifier (profiling reports it)
+        self._count_lock = threading.Lock()
 
     @property
     def version(self) -> str:
         """What verified, for run.json and dataset cards: the sandbox's interpreter and isolation."""
         isolation = self.sandbox.isolation
         return (
-            f"sgpo-sandbox/1 python-{isolation.python_version} "
-            f"network_isolated={isolation.network_isolated} uid_isolated={isolation.drop_privileges} "
+            f"sgpo-sandbox/2 judged python-{isolation.python_version} "
+            f"network_isolated={isolation.network_isolated} filesystem_isolated={isolation.filesystem_isolated} "
+            f"seccomp={isolation.seccomp} uid_isolated={isolation.drop_privileges} "
             f"timeout_s={self.config.timeout_s:g}"
         )
 
@@ -178,7 +236,8 @@ class CodeVerifier:
         return self._sandbox
 
     def programs(self, completions: list[str], queries: list[Query]) -> list[str | None]:
-        """The program each completion runs as; `None` for a query without tests."""
+        """Each completion as one plain program (completion + tests, `assemble`); `None` for a query
+        without tests. For reading and for benchmarks; the verifier itself runs `jobs`."""
         if len(completions) != len(queries):
             raise ValueError(f"{len(completions)} completions for {len(queries)} queries")
         return [
@@ -186,12 +245,28 @@ class CodeVerifier:
             for c, q in zip(completions, queries, strict=True)
         ]
 
+    def jobs(self, completions: list[str], queries: list[Query]) -> list[tuple[str, Tests] | None]:
+        """What runs in judged mode: per completion, the program and the tests that judge it."""
+        if len(completions) != len(queries):
+            raise ValueError(f"{len(completions)} completions for {len(queries)} queries")
+        return [
+            judged_job(extract_code(c, function_under_test(q)), q) if (q.tests or "").strip() else None
+            for c, q in zip(completions, queries, strict=True)
+        ]
+
     def verdicts(self, completions: list[str], queries: list[Query]) -> list[Verdict | None]:
         """The sandbox verdict of each completion (for diagnostics); `None` where there are no tests."""
-        programs = self.programs(completions, queries)
-        todo = [p for p in programs if p is not None]
-        results = iter(self.sandbox.run_many(todo, module_name=MODULE_NAME) if todo else [])
-        return [next(results) if p is not None else None for p in programs]
+        jobs = self.jobs(completions, queries)
+        todo = [job for job in jobs if job is not None]
+        found = (
+            self.sandbox.run_many([p for p, _ in todo], MODULE_NAME, tests=[t for _, t in todo])
+            if todo
+            else []
+        )
+        with self._count_lock:
+            self.tampered_samples += sum(v.status == "tampered" for v in found)
+        results = iter(found)
+        return [next(results) if job is not None else None for job in jobs]
 
     def __call__(self, completions: list[str], queries: list[Query]) -> list[float | None]:
         return [
@@ -204,7 +279,8 @@ class CodeVerifier:
             self._sandbox = None
 
     def __getstate__(self) -> dict:
-        return {"config": self.config, "_sandbox": None}
+        return {"config": self.config, "_sandbox": None, "tampered_samples": self.tampered_samples}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._count_lock = threading.Lock()

@@ -1,7 +1,9 @@
 """The code verifier: extraction, assembly, the reward contract, and every canonical solution passing.
 
 The canonical-solution test runs all 164 HumanEval and all 500 MBPP reference solutions through the
-real `CodeVerifier` (sandbox included): it is what proves program assembly right.
+real `CodeVerifier` (sandbox and judge included): it is what proves the judged split right (program
+= stub + completion, tests in the judge). The reward-hack tests run hacks that pass as one plain
+program (the old way) and check that the verifier scores them 0.
 """
 
 import json
@@ -10,13 +12,23 @@ from collections import Counter
 
 import pytest
 
-from sgpo_curate.config import PromptConfig
+from sgpo_curate.config import ProfileConfig, PromptConfig, SamplingConfig
+from sgpo_curate.curation import curate, write_curated
+from sgpo_curate.profiling import load_profiles, load_run_info, profile
 from sgpo_curate.records import Query
-from sgpo_curate.sandbox import SandboxConfig
+from sgpo_curate.samplers import Samples
+from sgpo_curate.sandbox import Sandbox, SandboxConfig
 from sgpo_curate.sources import load_queries
 from sgpo_curate.sources.files import file_source
 from sgpo_curate.verifiers import get_verifier, verifier_for_domain
-from sgpo_curate.verifiers.code import CodeVerifier, assemble, defines, extract_code, function_under_test
+from sgpo_curate.verifiers.code import (
+    CodeVerifier,
+    assemble,
+    defines,
+    extract_code,
+    function_under_test,
+    judged_job,
+)
 
 CONFIG = SandboxConfig(timeout_s=10, workers=2)
 
@@ -153,6 +165,98 @@ def test_reward_hacks_score_zero(verifier):
     verdicts = loop.verdicts(exits + ["def add(a, b):\n    while True:\n        pass"], [query] * 4)
     loop.close()
     assert [v.status for v in verdicts] == ["failed", "failed", "failed", "timeout"]
+
+
+# Hacks that pass when completion and tests are one program (every assert holds there), and must
+# score 0 when the tests are judged from their own process.
+POLY_HACK = (  # HumanEval/32: redefine the prompt's helper `poly`, which the tests call themselves
+    "def poly(xs, x):\n    return 0.0\n\n\ndef find_zero(xs):\n    return 0.0\n"
+)
+ALWAYS_EQUAL = (
+    "class Anything:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
+    "def add(a, b):\n    return Anything()\n"
+)
+PATCHED_CHECKER = "import builtins\nbuiltins.abs = lambda x: 0\ndef add(a, b):\n    return 0.0\n"
+FRAME_FORGERY = (
+    "import os, sys\nf = sys._getframe()\nwhile f.f_back is not None:\n    f = f.f_back\n"
+    "for fd in range(3, 64):\n    try:\n        os.write(fd, b'pass\\n')\n    except OSError:\n        pass\n"
+    "def add(a, b):\n    return 0\n"
+)
+
+
+def test_hacks_that_pass_as_one_program_score_zero(verifier, humaneval):
+    poly = next(q for q in humaneval if q.id == "humaneval/32")
+    floats = add_query(tests="assert abs(add(1, 2) - 3) < 1e-9\nassert abs(add(0.5, 0.25) - 0.75) < 1e-9\n")
+    cases = [(POLY_HACK, poly), (ALWAYS_EQUAL, add_query()), (PATCHED_CHECKER, floats)]
+    # The independent fact: as one plain program (completion + tests) each of them passes.
+    with Sandbox(SandboxConfig(timeout_s=10, workers=2)) as sandbox:
+        plain = sandbox.run_many([assemble(c, q) for c, q in cases], module_name="solution")
+    assert [v.status for v in plain] == ["passed"] * 3
+    verdicts = verifier.verdicts([c for c, _ in cases], [q for _, q in cases])
+    assert [(v.status, v.reason) for v in verdicts] == [("failed", "AssertionError")] * 3
+    assert verifier([c for c, _ in cases], [q for _, q in cases]) == [0.0] * 3
+
+
+def test_tampering_scores_zero_and_is_counted(verifier):
+    before = verifier.tampered_samples
+    gc_walk = "import gc\ndef add(a, b):\n    return [o for o in gc.get_objects()][0]\n"
+    rewards = verifier([FRAME_FORGERY, gc_walk, "def add(a, b):\n    return a + b"], [add_query()] * 3)
+    assert rewards == [0.0, 0.0, 1.0]
+    assert verifier.tampered_samples - before == 2
+
+
+def test_judged_job_splits_program_and_tests(humaneval, mbpp):
+    query = humaneval[0]
+    program, tests = judged_job(query.metadata["canonical_solution"], query)
+    assert program.startswith(query.metadata["code_prompt"].rstrip("\n")) and "def check" not in program
+    assert tests.prelude == query.metadata["code_prompt"] and tests.program_names == ("has_close_elements",)
+    assert tests.code.endswith("check(has_close_elements)\n")
+    builtin_named = next(q for q in mbpp if q.id == "mbpp/126")  # its function is called `sum`
+    assert judged_job("def sum(a, b):\n    return 0", builtin_named)[1].program_names == ("sum",)
+    with_class = add_query(tests="import math\nclass P:\n    pass\nassert add(P(), 1) == 1\n")
+    assert "class P:" in judged_job("def add(a, b):\n    return b", with_class)[0]
+
+
+class ScriptedSampler:
+    """A user sampler whose k answers are given: here a correct one, a tampering one, a wrong one."""
+
+    name = "scripted"
+    model_name = "scripted"
+    model_revision = None
+    num_parameters = 0
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def sample(self, queries, config, seed):
+        k = len(self.answers)
+        return [
+            Samples(texts=tuple(self.answers), completion_tokens=(1,) * k, prompt_tokens=1) for _ in queries
+        ]
+
+
+def test_profile_and_card_count_tampered_samples(tmp_path):
+    answers = ["def add(a, b):\n    return a + b", FRAME_FORGERY, "def add(a, b):\n    return a"]
+    queries = [add_query(id=f"t/{i}") for i in range(2)]
+    verifier = CodeVerifier(workers=2, timeout_s=10)
+    try:
+        summary = profile(
+            queries,
+            ScriptedSampler(answers),
+            verifier,
+            ProfileConfig(out_dir=str(tmp_path / "p"), progress=False),
+            SamplingConfig(k=3),
+        )
+    finally:
+        verifier.close()
+    assert summary.tampered_samples == 2  # one per query
+    assert "tampered samples (reached for the sandbox's harness, scored 0): 2" in summary.format()
+    assert [p.rewards for p in load_profiles(tmp_path / "p")] == [(1.0, 0.0, 0.0)] * 2
+    run_info = load_run_info(tmp_path / "p")
+    assert run_info["tampered_samples"] == 2
+    write_curated(curate(load_profiles(tmp_path / "p")), tmp_path / "d", run_info)
+    card = (tmp_path / "d" / "README.md").read_text()
+    assert "| tampered samples | 2 (the program reached for the sandbox's harness; scored 0) |" in card
 
 
 def test_main_blocks_do_not_run(verifier):
