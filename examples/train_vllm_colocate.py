@@ -13,7 +13,7 @@ Steps:
  4. `output_dir/compute_summary.json` holds the per-step and total FLOPs; pass the profiling FLOPs from
     the dataset card (`--prior-flops`) to charge them to this run.
 
-Run (one node, 8 GPUs; `pip install 'sgpo-curate[vllm]'`):
+Run (one node, 8 GPUs; `pip install 'sgpo-curate[train,vllm]'`):
 
     accelerate launch --num_processes 8 examples/train_vllm_colocate.py \\
         --model Qwen/Qwen2.5-0.5B-Instruct --dataset ORG/gsm8k-sgpo --config qwen2.5-0.5b-instruct \\

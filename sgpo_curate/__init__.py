@@ -2,7 +2,9 @@
 
     from sgpo_curate import profile, curate, publish
 
-Public names are imported lazily so `import sgpo_curate` stays fast (no torch, no datasets).
+Public names are imported lazily so `import sgpo_curate` stays fast (no torch, no datasets), and so
+the core install (no torch) serves every name but those whose extra is missing: `AdaptiveGRPOTrainer`
+needs `pip install 'sgpo-curate[train]'`, and says so (`sgpo_curate._extras`).
 """
 
 from __future__ import annotations

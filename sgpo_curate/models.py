@@ -17,6 +17,8 @@ import os
 import string
 from pathlib import Path
 
+from sgpo_curate._extras import requires
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHARS = string.digits + string.ascii_letters + string.punctuation + " \n"
@@ -37,9 +39,10 @@ BUNDLED_MODELS = {
 
 def build_tiny_tokenizer(chars: str = DEFAULT_CHARS):
     """A fast character-level tokenizer: one token per character, plus pad/bos/eos/unk."""
-    from tokenizers import Tokenizer, decoders, pre_tokenizers
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
+    with requires("profile"):
+        from tokenizers import Tokenizer, decoders, pre_tokenizers
+        from tokenizers.models import WordLevel
+        from transformers import PreTrainedTokenizerFast
 
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
     for ch in dict.fromkeys(chars):
@@ -74,8 +77,9 @@ def build_tiny_model(
         >>> model.num_parameters() < 2_000_000
         True
     """
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    with requires("profile"):
+        import torch
+        from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = build_tiny_tokenizer(chars)
     config = LlamaConfig(
@@ -134,7 +138,8 @@ def bundled_model_path(name: str) -> Path:
         return target
     gguf = bundled_gguf(name)
     logger.info("converting bundled %s from %s to %s (once)", name, gguf.name, target)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    with requires("profile"):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from sgpo_curate._extras import requires
 from sgpo_curate.config import SamplingConfig
 from sgpo_curate.profiling import ChunkResult, verify_chunk
 from sgpo_curate.records import Query
@@ -47,18 +48,12 @@ from sgpo_curate.samplers import SamplerSpec
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'sgpo-curate[ray]'"
-
 
 def import_ray():
-    """`ray` and `ray.data`, or an ImportError that says how to install them."""
-    try:
+    """`ray` and `ray.data`, or a `MissingExtraError` that names the `ray` extra."""
+    with requires("ray"):  # or profile with --engine local
         import ray
         import ray.data
-    except ImportError as exc:
-        raise ImportError(
-            f"the ray engine needs Ray Data: {INSTALL_HINT} (or profile with --engine local)"
-        ) from exc
     return ray
 
 

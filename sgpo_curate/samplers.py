@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
+from sgpo_curate._extras import requires
 from sgpo_curate.config import SamplingConfig
 from sgpo_curate.models import BUNDLED_MODELS, resolve_model
 from sgpo_curate.records import Query
@@ -88,8 +89,9 @@ class TransformersSampler:
     name = "transformers"
 
     def __init__(self, model: str, device: str | None = None, dtype: str | None = None):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        with requires("profile"):
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
 
         resolved = resolve_model(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -135,7 +137,7 @@ class TransformersSampler:
             torch.manual_seed(derive_seed(seed, *(q.id for q in queries)))
             output = self.model.generate(
                 **repeated,
-                cache=cache,
+                **{_cache_kwarg(): cache},
                 **_decoding(config),
                 max_new_tokens=config.max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
@@ -174,7 +176,7 @@ class TransformersSampler:
             input_ids=batch["input_ids"][:, :-1],
             attention_mask=mask,
             position_ids=positions,
-            cache=prefix,
+            **{_cache_kwarg(): prefix},
             use_cache=True,
         )
         static = StaticCache(
@@ -219,13 +221,8 @@ class VLLMSampler:
     name = "vllm"
 
     def __init__(self, model: str, **llm_kwargs):
-        try:
+        with requires("vllm"):  # or use the transformers sampler on a CPU
             import vllm
-        except ImportError as exc:
-            raise ImportError(
-                "the vllm sampler needs vLLM and a CUDA GPU: pip install 'sgpo-curate[vllm]' "
-                "(or use --sampler transformers on CPU)"
-            ) from exc
         resolved = resolve_model(model)
         self._vllm = vllm
         self.llm = vllm.LLM(model=resolved, **llm_kwargs)
@@ -256,10 +253,22 @@ class VLLMSampler:
         ]
 
 
+def _cache_kwarg() -> str:
+    """The keyword a KV cache goes under: transformers 5.24 renamed `past_key_values` to `cache`.
+
+    The old name still works there but warns (until 5.40); older releases know only the old one.
+    """
+    import transformers
+    from packaging.version import Version
+
+    return "cache" if Version(transformers.__version__) >= Version("5.24.0.dev0") else "past_key_values"
+
+
 def _count_parameters_from_config(config) -> int:
     """Parameter count without instantiating weights on the host (for FLOPs estimates)."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    with requires("profile"):
+        import torch
+        from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(config).num_parameters()

@@ -69,14 +69,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from accelerate.utils import gather, pad_across_processes
-from torch.utils.data import Sampler
-from trl import GRPOConfig, GRPOTrainer
-
+from sgpo_curate._extras import requires
 from sgpo_curate.allocation import SCHEDULES, SELECTIONS, PlannedGroup, PlannerSettings, RolloutPlanner
 from sgpo_curate.compute import ComputeLedger
 from sgpo_curate.policy import get_group_size_rule
+
+with requires("train"):
+    import torch
+    from accelerate.utils import gather, pad_across_processes
+    from torch.utils.data import Sampler
+    from trl import GRPOConfig, GRPOTrainer
 
 logger = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from importlib import metadata
 from itertools import groupby
 
+from sgpo_curate._extras import require, requires
 from sgpo_curate.records import Query
 from sgpo_curate.registry import VERIFIERS
 
@@ -32,7 +33,8 @@ def check_answers(gold: str, completions: list[str], timeout_s: int) -> list[flo
         >>> check_answers("18", ["$\\\\boxed{18}$", "$\\\\boxed{17}$", "no idea"], 5)
         [1.0, 0.0, 0.0]
     """
-    from math_verify import parse, verify
+    with requires("profile"):
+        from math_verify import parse, verify
 
     gold_parsed = parse(gold if "$" in gold or "\\boxed" in gold else f"${gold}$", parsing_timeout=timeout_s)
     if not gold_parsed:
@@ -63,6 +65,7 @@ class MathVerifier:
     def __init__(self, workers: int | None = None, timeout_s: float = 5):
         if timeout_s < 1:
             raise ValueError(f"MathVerifier timeout_s must be >= 1 second, got {timeout_s}")
+        require("profile", "math_verify")  # here: the workers import it, and fail far from the caller
         self.workers = workers or os.cpu_count() or 1
         self.timeout_s = math.ceil(timeout_s)  # signal.alarm takes whole seconds
         self._pool: Executor | None = None
