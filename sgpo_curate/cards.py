@@ -158,12 +158,31 @@ def render_card(
             if c["config_name"] not in {s["config_name"] for s in summaries}
         ],
         repo_id=repo_id or PLACEHOLDER_REPO,
+        comparisons=_comparisons(summaries),
         example_config=summaries[0]["config_name"],
         example_model=summaries[0]["model"],
         example_g_max=max((int(g) for g in summaries[0]["group_size_counts"]), default=16),
     )
     header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False)
     return f"---\n{header}---\n\n{body}"
+
+
+def _comparisons(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """The comparisons stored in the summaries (`sgpo_curate.compare`) between configs of this card, one per
+    ordered pair, formatted for the table."""
+    names = {s["config_name"] for s in summaries}
+    pairs: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for summary in summaries:
+        for c in summary.get("comparisons") or []:
+            if c.get("config_a") in names and c.get("config_b") in names:
+                pairs[(c["config_a"], c["config_b"])] = c
+    keys = ("spearman", "bucket_agreement", "filter_agreement", "group_size_agreement", "mean_abs_difference")
+    return [
+        {"config_a": a, "config_b": b, "shared": str(c.get("shared"))}
+        | {key: _fmt(c.get(key)) for key in keys}
+        | {"halves": f"{_fmt(c.get('half_spearman_a_b'))} / {_fmt(c.get('half_spearman_b_b'))}"}
+        for (a, b), c in sorted(pairs.items())
+    ]
 
 
 def _license_id(name: Any) -> str:

@@ -92,6 +92,7 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
       --answer-format boxed --out runs/mine
   sgpo-curate profile --engine ray --ray-address auto --sampler vllm --model ORG/MODEL --dataset gsm8k \\
       --k 8 --batch-queries 256 --out runs/big    # on a cluster's head node, after `ray start --head`
+  sgpo-curate profile --model ./my-model --dataset gsm8k --k 16 --adaptive --prior runs/pilot --out runs/a
 Rerun the same command after a crash or Ctrl-C: finished queries are skipped.""",
     )
     parser.add_argument("--model", required=True, help="Bundled model name, local model folder, or Hub id.")
@@ -131,6 +132,7 @@ Rerun the same command after a crash or Ctrl-C: finished queries are skipped."""
     parser.add_argument("--no-completions", action="store_true", help="Do not store raw completions.")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
     _add_engine_flags(parser)
+    _add_adaptive_flags(parser)
     parser.set_defaults(func=_run_profile)
 
 
@@ -154,6 +156,47 @@ def _engine(args: argparse.Namespace):
     return get_engine(args.engine, **({"address": args.ray_address} if args.ray_address else {}))
 
 
+def _add_adaptive_flags(parser: argparse.ArgumentParser) -> None:
+    from sgpo_curate.config import AdaptiveConfig
+
+    defaults = AdaptiveConfig()
+    help_of = {f.name: f.metadata["help"] for f in AdaptiveConfig.__dataclass_fields__.values()}
+    group = parser.add_argument_group("adaptive profiling (--adaptive)")
+    group.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="Sample in rounds (2, 4, 6, ... up to --k) and stop each query once its decisions are settled.",
+    )
+    group.add_argument("--confidence", type=float, default=defaults.confidence, help=help_of["confidence"])
+    group.add_argument("--rounds", help=help_of["rounds"] + " Comma-separated, e.g. 2,4,8.")
+    group.add_argument("--prior", default=defaults.prior, help=help_of["prior"])
+    group.add_argument("--rule", default=defaults.rule, help=help_of["rule"])
+    group.add_argument("--g-min", type=int, default=defaults.g_min, help=help_of["g_min"])
+    group.add_argument("--g-max", type=int, default=defaults.g_max, help=help_of["g_max"])
+
+
+def _adaptive_config(args: argparse.Namespace):
+    from sgpo_curate.config import AdaptiveConfig
+
+    if not args.adaptive:
+        return None
+    return AdaptiveConfig(
+        confidence=args.confidence,
+        rounds=_int_list(args.rounds, "--rounds") if args.rounds else (),
+        prior=args.prior,
+        rule=args.rule,
+        g_min=args.g_min,
+        g_max=args.g_max,
+    )
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"{flag} takes comma-separated integers, got {text!r}") from None
+
+
 def _run_profile(args: argparse.Namespace) -> int:
     from sgpo_curate.config import ProfileConfig, PromptConfig
     from sgpo_curate.profiling import profile_dataset
@@ -173,6 +216,7 @@ def _run_profile(args: argparse.Namespace) -> int:
         limit=args.limit,
         keep_completions=not args.no_completions,
         progress=not args.no_progress,
+        adaptive=_adaptive_config(args),
     )
     summary = profile_dataset(
         args.dataset,
@@ -401,12 +445,102 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_simulate(sub: argparse._SubParsersAction) -> None:
+    from sgpo_curate.simulate import PRIORS, SimulateConfig
+
+    defaults = SimulateConfig()
+    help_of = {f.name: f.metadata["help"] for f in SimulateConfig.__dataclass_fields__.values()}
+    parser = sub.add_parser(
+        "simulate",
+        help="Predict rollouts, zero-advantage share and signal per rule and budget, before training.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  sgpo-curate simulate runs/p
+  sgpo-curate simulate runs/p --group-sizes 4,8,16 --scale 100000 --rollouts-per-step 1024
+  sgpo-curate simulate curated --config SmolLM2-135M-Instruct --prior flat
+Prints a table and writes OUT/simulation.json and OUT/simulation.png (default OUT: PATH/simulation).""",
+    )
+    parser.add_argument("path", help="A profiling folder, a profiles.parquet, or a curated dataset folder.")
+    parser.add_argument("--config", help="Config of a curated folder that holds several.")
+    parser.add_argument("--group-sizes", default="8", help=help_of["group_sizes"] + " Comma-separated.")
+    parser.add_argument(
+        "--rules", default=",".join(defaults.rules), help=help_of["rules"] + " Comma-separated."
+    )
+    parser.add_argument("--g-min", type=int, default=defaults.g_min, help=help_of["g_min"])
+    parser.add_argument("--g-max", type=int, default=defaults.g_max, help=help_of["g_max"])
+    parser.add_argument(
+        "--unsolvable-keep",
+        type=float,
+        default=defaults.unsolvable_keep_fraction,
+        help=help_of["unsolvable_keep_fraction"],
+    )
+    parser.add_argument("--prior", default=defaults.prior, choices=PRIORS, help=help_of["prior"])
+    parser.add_argument("--scale", type=int, help=help_of["scale"])
+    parser.add_argument("--seed", type=int, default=defaults.seed, help=help_of["seed"])
+    parser.add_argument("--rollouts-per-step", type=int, help="Also print optimizer steps per epoch.")
+    parser.add_argument("--out", help="Folder for simulation.json and simulation.png.")
+    parser.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from sgpo_curate.simulate import SimulateConfig, simulate_pool
+
+    config = SimulateConfig(
+        group_sizes=_int_list(args.group_sizes, "--group-sizes"),
+        rules=tuple(r for r in args.rules.split(",") if r),
+        g_min=args.g_min,
+        g_max=args.g_max,
+        unsolvable_keep_fraction=args.unsolvable_keep,
+        prior=args.prior,
+        scale=args.scale,
+        seed=args.seed,
+    )
+    logging.getLogger("sgpo_curate.curation").setLevel(logging.WARNING)  # one INFO line per arm otherwise
+    sim, out = simulate_pool(args.path, config, args.config, args.out)
+    _out(f"{sim.queries} queries planned from a pool of {sim.pool} ({sim.prior} prior), per epoch:")
+    _out(sim.table(args.rollouts_per_step))
+    _out(f"wrote {out / 'simulation.json'} and {out / 'simulation.png'}")
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "compare",
+        help="How well one model's profile predicts another's on their shared queries.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  sgpo-curate compare curated SmolLM2-135M-Instruct Qwen2.5-7B-Instruct
+  sgpo-curate compare me/gsm8k-sgpo small-model large-model --json out.json
+`sgpo-curate curate` already writes these comparisons into the card when a folder holds several configs.""",
+    )
+    parser.add_argument("repo_or_dir", help="A curated folder or a Hub dataset repo ORG/NAME.")
+    parser.add_argument("config_a", help="The predictor config (e.g. the small model's).")
+    parser.add_argument("config_b", help="The target config (e.g. the large model's).")
+    parser.add_argument("--json", help="Also write the comparison to this JSON file.")
+    parser.set_defaults(func=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from sgpo_curate.compare import compare
+
+    result = compare(args.repo_or_dir, args.config_a, args.config_b)
+    _out(result.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 # Each entry adds one subcommand; a subcommand's module keeps its parser next to its runner.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_quickstart,
     _add_profile,
     _add_merge,
     _add_curate,
+    _add_simulate,
+    _add_compare,
     _add_publish,
     _add_sources,
 ]

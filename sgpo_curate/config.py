@@ -58,6 +58,13 @@ class SamplingConfig:
     )
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass in (0, 1]."})
     seed: int = field(default=0, metadata={"help": "Base seed; the same seed gives the same profiles."})
+    first_sample: int = field(
+        default=0,
+        metadata={
+            "help": "Number of each query's first sample: a call draws samples first_sample .. first_sample+k-1, "
+            "each from its own seeded stream (so k=8 with first_sample=8 extends a k=8 profile to 16)."
+        },
+    )
     batch_queries: int = field(
         default=8,
         metadata={"help": "Queries per generate call (each with k samples, so batch_queries*k sequences)."},
@@ -74,6 +81,71 @@ class SamplingConfig:
             raise ValueError(f"SamplingConfig.top_p must be in (0, 1], got {self.top_p}")
         if self.batch_queries < 1:
             raise ValueError(f"SamplingConfig.batch_queries must be >= 1, got {self.batch_queries}")
+        if self.first_sample < 0:
+            raise ValueError(f"SamplingConfig.first_sample must be >= 0, got {self.first_sample}")
+
+
+@dataclass(frozen=True)
+class AdaptiveConfig:
+    """Adaptive profiling: sample each query in rounds and stop once its decisions are settled.
+
+    A query is sampled up to `SamplingConfig.k` times (k_max), checked after each round's cumulative count
+    (2, 4, 6, ... by default). It stops when, under the prior updated by its rewards so far, the decisions
+    curation takes from it (trivial, unsolvable, or its group size under `rule`) would come out the same
+    after all k_max samples with probability at least `confidence`.
+    """
+
+    confidence: float = field(
+        default=0.95,
+        metadata={
+            "help": "Stop a query once its decisions would match k_max samples' with this posterior probability."
+        },
+    )
+    rounds: tuple[int, ...] = field(
+        default=(),
+        metadata={
+            "help": "Cumulative samples per query at which to check (k_max is always last); empty: every 2 (2, 4, 6, ...)."
+        },
+    )
+    prior: str = field(
+        default="flat",
+        metadata={
+            "help": "Prior of each query's pass rate: flat (Beta(1,1)), or a profiling folder (or profiles.parquet) "
+            "of a pilot run whose pool-level distribution is fitted (many p=0 queries make failures say more)."
+        },
+    )
+    rule: str = field(
+        default="inverse",
+        metadata={
+            "help": "Group-size rule whose decision must be settled (as in curate); a budgeted rule settles only trivial/unsolvable."
+        },
+    )
+    g_min: int = field(default=2, metadata={"help": "Smallest group size of the rule (as in curate)."})
+    g_max: int = field(default=16, metadata={"help": "Largest group size of the rule (as in curate)."})
+
+    def __post_init__(self) -> None:
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"AdaptiveConfig.confidence must be in (0, 1), got {self.confidence}")
+        rounds = tuple(int(r) for r in self.rounds)
+        if any(r < 1 for r in rounds) or list(rounds) != sorted(set(rounds)):
+            raise ValueError(
+                f"AdaptiveConfig.rounds must be increasing positive sample counts, got {self.rounds}"
+            )
+        object.__setattr__(self, "rounds", rounds)
+        if not 1 <= self.g_min <= self.g_max:
+            raise ValueError(f"AdaptiveConfig needs 1 <= g_min <= g_max, got {self.g_min}, {self.g_max}")
+
+    def schedule(self, k: int) -> tuple[int, ...]:
+        """Cumulative samples per query after each round, ending at k.
+
+        Example:
+            >>> AdaptiveConfig().schedule(8), AdaptiveConfig(rounds=(2, 4, 8)).schedule(16)
+            ((2, 4, 6, 8), (2, 4, 8, 16))
+        """
+        # Every 2 samples by default: on the measured pools it saved up to 35 points more than doubling
+        # (2, 4, 8, ...) at the same agreement; each round costs one more prefill of the open prompts.
+        points = self.rounds or tuple(range(2, k, 2))
+        return tuple(r for r in points if r < k) + (k,)
 
 
 @dataclass(frozen=True)
@@ -92,6 +164,12 @@ class ProfileConfig:
         default=True, metadata={"help": "Store raw completions in the profiles (for the `raw` config)."}
     )
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+    adaptive: AdaptiveConfig | None = field(
+        default=None,
+        metadata={
+            "help": "Sample in rounds and stop each query once its decisions are settled (None: k each)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.num_shards < 1:

@@ -573,6 +573,7 @@ def write_curated(
     import pyarrow.parquet as pq
 
     from sgpo_curate.cards import render_card_from_dir, render_plots
+    from sgpo_curate.compare import comparisons_with_others
 
     if result.num_kept == 0:
         # `datasets` cannot read a parquet file without rows, so an empty config would break every reader.
@@ -594,6 +595,12 @@ def write_curated(
     if profiles is not None:
         summary["raw_data_files"] = _write_raw(profiles, out_dir / RAW_DIR / name / DATA_FILE)
     summary_file.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    comparisons = comparisons_with_others(
+        out_dir, name
+    )  # several models in one folder: the card compares them
+    if comparisons:
+        summary["comparisons"] = comparisons
+        summary_file.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     rejects = result.write_rejects(out_dir / "rejects" / f"{name}.jsonl")
     card = out_dir / "README.md"
     card.write_text(render_card_from_dir(out_dir), encoding="utf-8")

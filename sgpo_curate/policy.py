@@ -23,6 +23,7 @@ import heapq
 import inspect
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -395,15 +396,11 @@ def posterior_informative_probability(
     """E[1 - p^G - (1-p)^G] with p ~ Beta(alpha + c, beta + k - c): the informative-group probability
     averaged over what k samples leave unknown about p (non-zero for a query solved 0 of k times).
 
-    Uses E[p^G] = prod_{i<G} (a + i) / (a + b + i) for p ~ Beta(a, b).
+    Uses E[p^G] = prod_{i<G} (a + i) / (a + b + i) for p ~ Beta(a, b) (`zero_advantage_probability`).
     """
     _check_counts(num_correct, num_samples)
     a, b = alpha + num_correct, beta + num_samples - num_correct
-    moment_p = moment_q = 1.0
-    for i in range(group_size):
-        moment_p *= (a + i) / (a + b + i)
-        moment_q *= (b + i) / (a + b + i)
-    return max(0.0, 1.0 - moment_p - moment_q)
+    return max(0.0, 1.0 - zero_advantage_probability(a, b, group_size))
 
 
 @dataclass(frozen=True)
@@ -521,9 +518,51 @@ def beta_moment(a: float, b: float, m: int, n: int) -> float:
     return value
 
 
+def log_beta_moment(a: float, b: float, m: int, n: int) -> float:
+    """log E[p^m (1-p)^n] for p ~ Beta(a, b): log B(a + m, b + n) - log B(a, b), for counts too large for
+    `beta_moment`'s products (the likelihood of c successes in k samples, without the binomial factor)."""
+    if a <= 0 or b <= 0:
+        raise ValueError(f"Beta parameters must be > 0, got a={a}, b={b}")
+    return _log_beta(a + m, b + n) - _log_beta(a, b)
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
 def reward_variance(a: float, b: float) -> float:
     """E[p(1-p)] under Beta(a, b): the expected variance of a binary reward, the signal one rollout can carry."""
     return beta_moment(a, b, 1, 1)
+
+
+def zero_advantage_probability(a: float, b: float, group_size: int) -> float:
+    """E[p^G + (1-p)^G] under Beta(a, b): the chance that a group of G binary rewards is all equal, so its
+    GRPO advantages are all zero and its rollouts carry no gradient.
+
+    Example:
+        >>> round(zero_advantage_probability(1, 1, 2), 4)  # flat prior: 2 E[p^2] = 2/3
+        0.6667
+    """
+    if group_size < 1:
+        raise ValueError(f"group_size must be >= 1, got {group_size}")
+    return beta_moment(a, b, group_size, 0) + beta_moment(a, b, 0, group_size)
+
+
+def group_signal(a: float, b: float, group_size: int) -> float:
+    """Expected gradient signal of one group of G rollouts with a mean baseline: (G - 1)·E[p(1-p)] under
+    Beta(a, b), so (1 - 1/G)·E[p(1-p)] per rollout.
+
+    With binary rewards the group's policy gradient is (G - 1)/G · sum over rollouts of (r - p)∇log π in
+    expectation, i.e. (G - 1)·∇p, and ∇p scales with the reward variance p(1-p). It prices what a rollout
+    buys: G = 2 keeps half of it, and which queries get rollouts (through p(1-p)) matters most.
+
+    Example:
+        >>> round(group_signal(1, 1, 8) / 8, 4)  # flat prior: (7/8) · 1/6
+        0.1458
+    """
+    if group_size < 1:
+        raise ValueError(f"group_size must be >= 1, got {group_size}")
+    return (group_size - 1) * reward_variance(a, b)
 
 
 def group_value(a: float, b: float, group_size: int) -> float:
@@ -606,3 +645,176 @@ def allocate_group_sizes(
         return list(rule.allocate(posteriors, budget, g_min, g_max))
     rates = pass_rates if pass_rates is not None else [a / (a + b) for a, b in posteriors]
     return [int(rule(p, g_min, g_max)) for p in rates]
+
+
+# --------------------------------------------------------------------------- priors over a query's p
+
+# Means of the components `BetaMixture.fit` weighs: dense near 0 and 1, where pools pile up and where
+# "never" and "rarely" must be told apart.
+PRIOR_MEANS = (
+    0.001,
+    0.01,
+    0.03,
+    0.06,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.85,
+    0.9,
+    0.94,
+    0.97,
+    0.99,
+    0.999,
+)
+PRIOR_CONCENTRATION = 20.0
+
+
+@dataclass(frozen=True)
+class BetaMixture:
+    """A distribution of a query's success rate p: a weighted mixture of Beta(a, b) components.
+
+    The flat prior Beta(1, 1) is what curation and the planner use. A mixture fitted to a profiled pool
+    (`fit`) says what that pool looks like, for example that many of its queries are never solved, so k
+    failures in a row say more than under a flat prior. Everything is exact: a mixture's posterior after c
+    successes in n samples is again a mixture (each component updated, weights times its likelihood), and
+    every expectation is a weighted sum of Beta moments (`beta_moment`).
+
+    Args:
+        components (`tuple[tuple[float, float, float], ...]`): (weight, a, b) per component; weights sum
+            to 1.
+
+    Example:
+        >>> BetaMixture.flat().posterior(0, 8).mean()
+        0.1
+    """
+
+    components: tuple[tuple[float, float, float], ...]
+
+    def __post_init__(self) -> None:
+        if not self.components:
+            raise ValueError("BetaMixture needs at least one component")
+        for weight, a, b in self.components:
+            if weight < 0 or a <= 0 or b <= 0:
+                raise ValueError(
+                    f"BetaMixture component (weight={weight}, a={a}, b={b}): need weight >= 0, a, b > 0"
+                )
+        total = sum(w for w, _, _ in self.components)
+        if not math.isclose(total, 1.0, rel_tol=1e-6):
+            raise ValueError(f"BetaMixture weights must sum to 1, got {total}")
+
+    @classmethod
+    def flat(cls) -> BetaMixture:
+        """The uniform prior Beta(1, 1)."""
+        return cls(((1.0, 1.0, 1.0),))
+
+    @classmethod
+    def fit(
+        cls,
+        counts: Sequence[tuple[int, int]],
+        means: Sequence[float] = PRIOR_MEANS,
+        concentration: float = PRIOR_CONCENTRATION,
+        iterations: int = 500,
+    ) -> BetaMixture:
+        """The mixture of fixed components Beta(κμ, κ(1-μ)) whose weights best explain a pool's counts.
+
+        Only the weights are fitted (maximum likelihood by EM, a convex problem, so the optimum does not
+        depend on a starting point); components that explain nothing are dropped.
+
+        Args:
+            counts (`Sequence[tuple[int, int]]`): (num_correct, num_samples) per profiled query; queries
+                without verified samples are skipped.
+            means (`Sequence[float]`): component means μ in (0, 1).
+            concentration (`float`): κ = a + b of every component.
+            iterations (`int`): EM steps.
+
+        Example:
+            >>> prior = BetaMixture.fit([(0, 8)] * 30 + [(8, 8)] * 10)
+            >>> prior.posterior(0, 4).mean() < BetaMixture.flat().posterior(0, 4).mean()
+            True
+        """
+        shapes = [(concentration * m, concentration * (1 - m)) for m in means]
+        for correct, samples in counts:
+            _check_counts(correct, samples)
+        # Pools repeat a few (c, k) pairs many times: work on the distinct pairs, weighted by how often.
+        distinct = Counter((c, n) for c, n in counts if n > 0)
+        if not distinct:
+            raise ValueError("BetaMixture.fit needs at least one query with verified samples")
+        rows, multiplicity = [], []
+        for (correct, samples), times in distinct.items():
+            logs = [log_beta_moment(a, b, correct, samples - correct) for a, b in shapes]
+            top = max(logs)
+            rows.append([math.exp(value - top) for value in logs])
+            multiplicity.append(times)
+        total = sum(multiplicity)
+        weights = [1.0 / len(shapes)] * len(shapes)
+        for _ in range(iterations):
+            totals = [0.0] * len(shapes)
+            for likelihoods, times in zip(rows, multiplicity, strict=True):
+                joint = [w * value for w, value in zip(weights, likelihoods, strict=True)]
+                norm = sum(joint)
+                for j, value in enumerate(joint):
+                    totals[j] += times * value / norm
+            weights = [t / total for t in totals]
+        kept = [(w, a, b) for w, (a, b) in zip(weights, shapes, strict=True) if w > 1e-6]
+        norm = sum(w for w, _, _ in kept)
+        return cls(tuple((w / norm, a, b) for w, a, b in kept))
+
+    def posterior(self, num_correct: int, num_samples: int) -> BetaMixture:
+        """The distribution of p after `num_correct` successes in `num_samples` samples."""
+        _check_counts(num_correct, num_samples)
+        failures = num_samples - num_correct
+        logs = [
+            math.log(w) + log_beta_moment(a, b, num_correct, failures) if w > 0 else -math.inf
+            for w, a, b in self.components
+        ]
+        top = max(logs)
+        weights = [math.exp(value - top) for value in logs]
+        norm = sum(weights)
+        return BetaMixture(
+            tuple(
+                (w / norm, a + num_correct, b + failures)
+                for w, (_, a, b) in zip(weights, self.components, strict=True)
+                if w > 0
+            )
+        )
+
+    def expect(self, fn: Callable[[float, float], float]) -> float:
+        """E[f] where `fn(a, b)` is f's expectation under one Beta component (e.g. `reward_variance`).
+
+        Example:
+            >>> round(BetaMixture.flat().expect(lambda a, b: group_signal(a, b, 2)), 4)
+            0.1667
+        """
+        return sum(w * fn(a, b) for w, a, b in self.components)
+
+    def mean(self) -> float:
+        """E[p]."""
+        return self.expect(lambda a, b: a / (a + b))
+
+    def predictive(self, draws: int) -> list[float]:
+        """P(x successes in `draws` more samples), x = 0..draws (a mixture of beta-binomials).
+
+        Example:
+            >>> [round(q, 3) for q in BetaMixture.flat().posterior(0, 2).predictive(2)]
+            [0.6, 0.3, 0.1]
+        """
+        if draws < 0:
+            raise ValueError(f"draws must be >= 0, got {draws}")
+        return [
+            math.comb(draws, x) * self.expect(lambda a, b, x=x: beta_moment(a, b, x, draws - x))
+            for x in range(draws + 1)
+        ]
+
+    def to_list(self) -> list[list[float]]:
+        """Plain JSON: [[weight, a, b], ...] (what `run.json` records)."""
+        return [list(c) for c in self.components]
+
+    @classmethod
+    def from_list(cls, components: Sequence[Sequence[float]]) -> BetaMixture:
+        return cls(tuple((float(w), float(a), float(b)) for w, a, b in components))

@@ -18,6 +18,9 @@ How it stays cheap and safe on long runs:
   `engine="ray"`, an actor pool on a Ray cluster, see `profiling_ray`). Selection, resume, parts,
   `run.json` and `merge` live here, once, whatever the engine: an engine only turns chunks into
   `ChunkResult`s, in any order.
+- Adaptive (`ProfileConfig.adaptive`): each chunk is sampled in rounds (2, 4, 6, ... up to k) through the
+  engine and a query leaves once its decisions are settled (`sgpo_curate.adaptive`); its profile holds the
+  samples it took. Every sample has its own seed, so those are the first samples a fixed-k run draws.
 
 Layout of `out_dir`: `run.json` (model, sampling, verifier, versions), `shard-*/part-*.parquet`,
 `shard-*/rejects.jsonl`, `shard-*/DONE.json` (the shard's summary), `profiles.parquet` (merged).
@@ -32,16 +35,19 @@ import logging
 import math
 import os
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from sgpo_curate.config import ProfileConfig, SamplingConfig
+from sgpo_curate.adaptive import StoppingRule
+from sgpo_curate.config import AdaptiveConfig, ProfileConfig, SamplingConfig
+from sgpo_curate.policy import BetaMixture
 from sgpo_curate.records import Query, QueryProfile
 from sgpo_curate.registry import ENGINES
 
@@ -54,11 +60,24 @@ PROFILES_FILE = "profiles.parquet"
 RUN_FILE = "run.json"
 # Run settings that must match between a run and its resume: mixing them would corrupt the profile.
 # (Package versions and the date may differ: a resume after an upgrade or on another day is allowed.)
-RUN_IDENTITY = ("model", "model_revision", "sampler", "sampling", "verifier", "verifier_version", "source")
+RUN_IDENTITY = (
+    "model",
+    "model_revision",
+    "sampler",
+    "sampler_version",
+    "sampling",
+    "adaptive",
+    "verifier",
+    "verifier_version",
+    "source",
+)
 # What a query's profile depends on besides the run settings: what the policy saw and what the verifier
 # checked. A resume compares them for every finished query, so another instruction, system prompt or
 # version of the source cannot slip into a folder under the same ids.
 QUERY_IDENTITY = ("prompt", "answer", "tests", "entry_point")
+# Recorded but free to change on resume: every sample has its own seed, so the batch size changes how
+# samples are drawn together, not which samples are drawn.
+FREE_SETTINGS = ("sampling.batch_queries",)
 HISTOGRAM_EDGES = (0.0, 0.25, 0.5, 0.75, 1.0)
 PACKAGES = ("sgpo-curate", "torch", "transformers", "math-verify", "datasets", "trl")
 
@@ -78,13 +97,14 @@ class ProfileSummary:
     wall_seconds: float = 0.0
     histogram: dict[str, int] = field(default_factory=dict)
     rejects: dict[str, int] = field(default_factory=dict)
+    fixed_k_samples: int = 0
     # Samples whose program reached for the sandbox's harness (verdict `tampered`, scored 0).
     tampered_samples: int = 0
 
     @property
     def generation_tokens(self) -> int:
-        """Tokens the model processed: every prompt once per query (the sampler encodes it once and shares it
-        among the k samples), plus every generated token."""
+        """Tokens the model processed: every prompt once per query and round (the sampler encodes it once and
+        shares it among the round's samples), plus every generated token."""
         return self.prompt_tokens + self.completion_tokens
 
     @property
@@ -98,6 +118,11 @@ class ProfileSummary:
             f"tokens: {self.completion_tokens:,} generated, {self.prompt_tokens:,} prompt; "
             f"estimated FLOPs {self.flops:.3g} (2 x {self.num_parameters:,} params x tokens)",
         ]
+        if self.fixed_k_samples:
+            lines.append(
+                f"adaptive: {self.samples} samples where fixed k takes {self.fixed_k_samples} "
+                f"({1 - self.samples / self.fixed_k_samples:.0%} fewer)"
+            )
         if self.unverifiable_samples:
             lines.append(f"unverifiable samples (gold answer did not parse): {self.unverifiable_samples}")
         if self.tampered_samples:
@@ -134,19 +159,36 @@ def package_versions() -> dict[str, str]:
 
 
 def describe_run(
-    sampler, verifier, sampling: SamplingConfig, source: str, source_license: str = "unknown"
+    sampler,
+    verifier,
+    sampling: SamplingConfig,
+    source: str,
+    source_license: str = "unknown",
+    stopping: StoppingRule | None = None,
 ) -> dict:
     """What `run.json` records: enough to reproduce the profile and to write the dataset card."""
+    adaptive = None
+    if stopping is not None:
+        adaptive = {
+            "schedule": list(stopping.schedule),
+            "confidence": stopping.confidence,
+            "rule": stopping.rule,
+            "g_min": stopping.g_min,
+            "g_max": stopping.g_max,
+            "prior": stopping.prior.to_list(),
+        }
     return {
         "model": sampler.model_name,
         "model_revision": sampler.model_revision,
         "num_parameters": sampler.num_parameters,
         "sampler": sampler.name,
+        "sampler_version": getattr(sampler, "version", None),
         "sampling": asdict(sampling),
         "verifier": getattr(verifier, "name", type(verifier).__name__),
         "verifier_version": getattr(verifier, "version", None),
         "source": source,
         "source_license": source_license,
+        "adaptive": adaptive,
         "date": dt.date.today().isoformat(),
         "package_versions": package_versions(),
     }
@@ -170,6 +212,8 @@ def _differences(earlier: dict, now: dict, keys: Iterable[str], prefix: str = ""
     """`key: X there, Y now` for every key whose value differs (nested dicts key by key)."""
     out = []
     for key in keys:
+        if f"{prefix}{key}" in FREE_SETTINGS:
+            continue
         old, new = earlier.get(key), now.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
             out += _differences(old, new, sorted({*old, *new}), f"{prefix}{key}.")
@@ -385,11 +429,12 @@ def profile(
         ...         get_verifier("math"), ProfileConfig(out_dir="runs/demo"), SamplingConfig(k=4))
     """
     sampling = sampling or SamplingConfig()
+    stopping = stopping_rule(config.adaptive, sampling.k) if config.adaptive else None
     engine = get_engine(engine) if isinstance(engine, str) else engine
     out_dir = Path(config.out_dir)
     directory = shard_dir(out_dir, config.shard_index, config.num_shards)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_run_info(out_dir, describe_run(sampler, verifier, sampling, source, source_license))
+    _write_run_info(out_dir, describe_run(sampler, verifier, sampling, source, source_license, stopping))
     directory.mkdir(exist_ok=True)  # after the identity check: a refused run leaves no shard folder
     finished = _finished_queries(directory)
     next_part = int(_parts(directory)[-1].stem.split("-")[1]) + 1 if finished else 0
@@ -404,7 +449,8 @@ def profile(
         open(directory / "rejects.jsonl", "w") as reject_file,
     ):
         written_rejects = 0
-        for result in engine.run(_chunks(todo, sampling.batch_queries), sampler, verifier, sampling):
+        runner = AdaptiveEngine(engine, stopping) if stopping is not None else engine
+        for result in runner.run(_chunks(todo, sampling.batch_queries), sampler, verifier, sampling):
             _finish_chunk(directory, next_part + result.index, result, sampler.model_name, config, bar)
             written_rejects = _flush_rejects(reject_file, rejects, written_rejects)
         _flush_rejects(reject_file, rejects, written_rejects)
@@ -418,6 +464,7 @@ def profile(
         dict(reasons),
         time.perf_counter() - started,
         out_dir,
+        stopping.schedule if stopping else None,
     )
     summary.tampered_samples = (
         _earlier_tampered(directory) + getattr(verifier, "tampered_samples", 0) - tampered_before
@@ -426,6 +473,73 @@ def profile(
     if config.num_shards == 1:
         merge(out_dir)
     return summary
+
+
+def load_prior(spec: str) -> BetaMixture:
+    """The prior of adaptive profiling: `flat`, or a mixture fitted to the profiles in a folder or parquet file."""
+    if spec == "flat":
+        return BetaMixture.flat()
+    if not Path(spec).exists():
+        raise FileNotFoundError(
+            f"adaptive prior {spec!r}: not 'flat' and no such profiling folder or profiles.parquet"
+        )
+    return BetaMixture.fit([(p.num_correct, p.num_samples) for p in load_profiles(spec)])
+
+
+def stopping_rule(config: AdaptiveConfig, k: int) -> StoppingRule:
+    """The `StoppingRule` of an adaptive config for k_max = k, its prior loaded."""
+    return StoppingRule.from_config(config, k, load_prior(config.prior))
+
+
+@dataclass(frozen=True)
+class AdaptiveEngine:
+    """Adaptive profiling on top of any engine: each chunk goes through `engine` in rounds.
+
+    Round r asks the engine for the samples numbered after those each open query has (`first_sample`), so
+    every sample is the one a fixed-k run draws under that number; queries whose decisions are settled
+    (`StoppingRule.stops`) leave before the next round. A chunk's result holds, per query, the samples it
+    took. Rounds of one chunk run one after the other (each needs the last one's rewards); on the Ray engine
+    each round is one pipeline, so use large chunks there (`batch_queries`).
+    """
+
+    engine: Any
+    stopping: StoppingRule
+
+    @property
+    def name(self) -> str:
+        return self.engine.name
+
+    def run(
+        self, chunks: Iterable[list[Query]], sampler, verifier, sampling: SamplingConfig
+    ) -> Iterator[ChunkResult]:
+        for index, chunk in enumerate(chunks):
+            yield self._rounds(index, chunk, sampler, verifier, sampling)
+
+    def _rounds(
+        self, index: int, chunk: list[Query], sampler, verifier, sampling: SamplingConfig
+    ) -> ChunkResult:
+        from sgpo_curate.samplers import Samples
+
+        texts: dict[str, list[str]] = {q.id: [] for q in chunk}
+        tokens: dict[str, list[int]] = {q.id: [] for q in chunk}
+        rewards: dict[str, list[float | None]] = {q.id: [] for q in chunk}
+        prompt_tokens: dict[str, int] = {}
+        active, drawn = list(chunk), 0
+        for target in self.stopping.schedule:
+            round_sampling = replace(sampling, k=target - drawn, first_sample=sampling.first_sample + drawn)
+            [result] = self.engine.run([active], sampler, verifier, round_sampling)
+            verdicts = iter(result.rewards)
+            for query, sample in zip(result.queries, result.samples, strict=True):
+                texts[query.id] += sample.texts
+                tokens[query.id] += sample.completion_tokens
+                rewards[query.id] += [next(verdicts) for _ in sample.texts]
+                prompt_tokens[query.id] = sample.prompt_tokens
+            drawn = target
+            active = [q for q in active if not self.stopping.stops(rewards[q.id])]
+            if not active:
+                break
+        samples = tuple(Samples(tuple(texts[q.id]), tuple(tokens[q.id]), prompt_tokens[q.id]) for q in chunk)
+        return ChunkResult(index, tuple(chunk), samples, tuple(r for q in chunk for r in rewards[q.id]))
 
 
 def _earlier_tampered(directory: Path) -> int:
@@ -487,8 +601,10 @@ def summarize(
     rejects: dict[str, int],
     wall_seconds: float,
     out_dir: Path,
+    schedule: tuple[int, ...] | None = None,
 ) -> ProfileSummary:
-    """Totals over every finished part of one shard (read column-wise, not whole profiles)."""
+    """Totals over every finished part of one shard (read column-wise, not whole profiles). With an adaptive
+    `schedule`, a query's prompt counts once per round it took, and `fixed_k_samples` is what k each costs."""
     import pyarrow.parquet as pq
 
     summary = ProfileSummary(
@@ -508,7 +624,10 @@ def summarize(
         summary.samples += sum(table["num_samples"]) + sum(table["num_unverifiable"])
         summary.unverifiable_samples += sum(table["num_unverifiable"])
         summary.completion_tokens += sum(sum(tokens) for tokens in table["completion_tokens"])
-        summary.prompt_tokens += sum(table["prompt_tokens"])
+        drawn = [len(tokens) for tokens in table["completion_tokens"]]
+        rounds = [bisect_left(schedule, n) + 1 for n in drawn] if schedule else [1] * len(drawn)
+        summary.prompt_tokens += sum(p * r for p, r in zip(table["prompt_tokens"], rounds, strict=True))
+        summary.fixed_k_samples += schedule[-1] * len(drawn) if schedule else 0
         pass_rates.extend(table["pass_rate"])
     summary.histogram = pass_rate_histogram(pass_rates)
     return summary

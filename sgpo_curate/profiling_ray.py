@@ -18,7 +18,7 @@ How a run flows. The driver (this process) does everything `profiling.profile` d
 it selects this shard's queries, skips the finished ones and cuts the rest into the same chunks of
 `batch_queries` as the local engine. Each chunk becomes one row of a Ray Dataset. Stage 1 is an actor
 pool (`map_batches` with `_Generate`): each actor builds its own sampler from a `SamplerSpec` (one per
-GPU, `num_gpus` set) and samples one chunk per call with the seed derived from the chunk's ids, so a
+GPU, `num_gpus` set) and samples one chunk per call, each sample from its own seeded stream, so a
 Ray run gives exactly the profiles of a local run. Stage 2 is a CPU actor pool (`_Verify`) that runs the
 verifier while stage 1 generates. The driver receives finished chunks in any order and writes each as
 one parquet part with the local engine's writer, so `run.json`, resume and `merge` are the same code.

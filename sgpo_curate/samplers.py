@@ -4,13 +4,18 @@ Every sampler keeps one contract:
 
     sampler.sample(queries: list[Query], config: SamplingConfig, seed: int) -> list[Samples]
 
-one `Samples` per query, each with exactly `config.k` texts and token counts. The same queries, config
-and seed give the same samples; temperature 0 decodes greedily. Registered samplers:
+one `Samples` per query, each with exactly `config.k` texts and token counts: the query's samples number
+`config.first_sample` to `config.first_sample + k - 1`. Sample i of a query is drawn from its own random
+stream, seeded by `derive_seed(seed, query id, i)`: it does not depend on the other queries of the call, on
+how many samples were asked for, or on the call that drew it. So a run profiles the same samples whatever
+its batch size, sharding or resume points, and samples 8-15 drawn later extend a k=8 profile exactly as a
+k=16 profile would have (adaptive profiling draws in rounds this way). Temperature 0 decodes greedily.
+Registered samplers:
 
-- `transformers`: CPU or GPU; many queries per `generate` call (each repeated k times), seeded from the
-  call's query ids (`derive_seed(seed, *ids)`) without touching the caller's global RNG.
-- `vllm`: GPU only (`pip install 'sgpo-curate[vllm]'`), `SamplingParams(n=k, seed=...)` with a seed per
-  query; imported only when asked for, never on CPU paths.
+- `transformers`: CPU or GPU; many queries per `generate` call (each repeated k times); each row samples
+  its next token by inverse CDF from its own uniforms, leaving the caller's global RNG untouched.
+- `vllm`: GPU only (`pip install 'sgpo-curate[vllm]'`), one request per sample with `n=1` and that sample's
+  seed (prefix caching shares the prompt); imported only when asked for, never on CPU paths.
 
 `SamplerSpec(name, model)` describes a sampler without loading it, for engines that build it on their
 workers (`profile(..., engine="ray")`).
@@ -44,6 +49,7 @@ class Samples:
 
 class Sampler(Protocol):
     name: str
+    version: str
     model_name: str
     model_revision: str | None
     num_parameters: int
@@ -55,6 +61,11 @@ def derive_seed(seed: int, *keys: str) -> int:
     """A 63-bit seed from a base seed and string keys (query ids): stable across runs and machines."""
     digest = hashlib.sha256("\x1f".join([str(seed), *keys]).encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+def sample_seed(seed: int, query_id: str, index: int) -> int:
+    """The seed of sample `index` of a query: the one place that says which random stream a sample uses."""
+    return derive_seed(seed, query_id, f"sample-{index}")
 
 
 def get_sampler(name: str, model: str, **kwargs) -> Sampler:
@@ -87,6 +98,9 @@ class TransformersSampler:
     """
 
     name = "transformers"
+    # What `run.json` records so a resume never mixes draws: 2 = one random stream per sample
+    # (1 seeded each generate call from all its query ids).
+    version = "2"
 
     def __init__(self, model: str, device: str | None = None, dtype: str | None = None):
         with requires("profile"):
@@ -128,17 +142,13 @@ class TransformersSampler:
             self.device
         )
         prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
-        # One seed per call, derived from the query ids: the same chunk always samples the same
-        # answers, and the caller's global RNG is left as it was.
-        devices = [torch.cuda.current_device()] if self.device.startswith("cuda") else []
-        with torch.random.fork_rng(devices=devices), torch.inference_mode():
+        with torch.inference_mode():
             cache = self._prefill(batch, config.k, config.max_new_tokens)
             repeated = {name: t.repeat_interleave(config.k, dim=0) for name, t in batch.items()}
-            torch.manual_seed(derive_seed(seed, *(q.id for q in queries)))
             output = self.model.generate(
                 **repeated,
                 **{_cache_kwarg(): cache},
-                **_decoding(config),
+                **self._decoding(queries, config, seed, batch["input_ids"].shape[1]),
                 max_new_tokens=config.max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=sorted(self._eos_ids) or None,
@@ -154,6 +164,23 @@ class TransformersSampler:
             )
             for i in range(len(queries))
         ]
+
+    def _decoding(self, queries: list[Query], config: SamplingConfig, seed: int, prompt_width: int) -> dict:
+        """`generate` arguments: greedy at temperature 0; else greedy over the scores of `SeededSampling`,
+        which has already drawn each row's token from that sample's own stream."""
+        if config.temperature == 0:
+            return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        seeds = [sample_seed(seed, q.id, config.first_sample + i) for q in queries for i in range(config.k)]
+        processor = SeededSampling(
+            seeds, config.max_new_tokens, config.temperature, config.top_p, prompt_width, self.device
+        )
+        return {
+            "do_sample": False,
+            "temperature": None,
+            "top_p": None,
+            "top_k": None,
+            "logits_processor": [processor],
+        }
 
     def _prefill(self, batch, k: int, max_new_tokens: int):
         """A KV cache holding each prompt but its last token, computed once and repeated for the k samples.
@@ -200,11 +227,58 @@ class TransformersSampler:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True), len(token_ids)
 
 
-def _decoding(config: SamplingConfig) -> dict:
-    """`generate` arguments for the config: greedy at temperature 0, else plain sampling (no top-k)."""
-    if config.temperature == 0:
-        return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-    return {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p, "top_k": 0}
+class SeededSampling:
+    """A logits processor that samples every row from its own random stream (`generate` then takes it greedily).
+
+    `generate` samples with `torch.multinomial` on the global RNG, so a row's draw would depend on every
+    other row of the batch. Here row r holds `max_new_tokens` uniforms from a generator seeded with its
+    sample's seed; at step t it applies temperature and top-p exactly as `generate` does (transformers'
+    own warpers), then picks the token where the cumulative probability first exceeds uniform t (inverse
+    CDF, the same distribution as multinomial sampling). The returned scores are 0 at that token and -inf
+    elsewhere, so greedy selection keeps it.
+
+    Args:
+        seeds (`list[int]`): one seed per row (`sample_seed(...)`), rows in `generate`'s order.
+        max_new_tokens (`int`): steps to draw uniforms for.
+        temperature (`float`), top_p (`float`): as in `SamplingConfig`.
+        prompt_width (`int`): padded prompt length; step t is `input_ids.shape[1] - prompt_width`.
+        device (`str`): where the scores live.
+    """
+
+    def __init__(
+        self,
+        seeds: list[int],
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        prompt_width: int,
+        device: str,
+    ):
+        import torch
+        from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.uniforms = torch.stack(
+            [torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(s)) for s in seeds]
+        ).to(device)
+        self.warpers = [TemperatureLogitsWarper(temperature)] + (
+            [TopPLogitsWarper(top_p)] if top_p < 1 else []
+        )
+        self.prompt_width = prompt_width
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        for warper in self.warpers:
+            scores = warper(input_ids, scores)
+        probs = torch.softmax(scores, dim=-1)
+        cdf = probs.cumsum(dim=-1)
+        step = input_ids.shape[1] - self.prompt_width
+        targets = self.uniforms[:, step : step + 1].to(cdf.dtype) * cdf[:, -1:]
+        tokens = torch.searchsorted(cdf, targets, right=True)
+        # Rounding can put a target at the very top: fall back to the last token with probability > 0.
+        last = probs.shape[-1] - 1 - (probs.flip(-1) > 0).int().argmax(dim=-1, keepdim=True)
+        tokens = torch.minimum(tokens, last)
+        return torch.full_like(scores, float("-inf")).scatter_(1, tokens, 0.0)
 
 
 @SAMPLERS.register("vllm")
@@ -219,6 +293,7 @@ class VLLMSampler:
     """
 
     name = "vllm"
+    version = "2"  # one seeded request per sample (1: n=k requests seeded per query)
 
     def __init__(self, model: str, **llm_kwargs):
         with requires("vllm"):  # or use the transformers sampler on a CPU
@@ -232,24 +307,30 @@ class VLLMSampler:
         self.num_parameters = _count_parameters_from_config(config)
 
     def sample(self, queries: list[Query], config: SamplingConfig, seed: int) -> list[Samples]:
+        # One request per sample, seeded by that sample alone (n=k under one seed would tie sample i to k).
         params = [
             self._vllm.SamplingParams(
-                n=config.k,
+                n=1,
                 temperature=config.temperature,
                 top_p=config.top_p,
                 max_tokens=config.max_new_tokens,
-                seed=derive_seed(seed, q.id) % 2**31,
+                seed=sample_seed(seed, q.id, config.first_sample + i) % 2**31,
             )
             for q in queries
+            for i in range(config.k)
         ]
-        outputs = self.llm.chat([q.messages for q in queries], params, use_tqdm=False)
+        messages = [q.messages for q in queries for _ in range(config.k)]
+        outputs = self.llm.chat(messages, params, use_tqdm=False)
+        k = config.k
         return [
             Samples(
-                texts=tuple(o.text for o in out.outputs),
-                completion_tokens=tuple(len(o.token_ids) for o in out.outputs),
-                prompt_tokens=len(out.prompt_token_ids),
+                texts=tuple(out.outputs[0].text for out in outputs[j * k : (j + 1) * k]),
+                completion_tokens=tuple(
+                    len(out.outputs[0].token_ids) for out in outputs[j * k : (j + 1) * k]
+                ),
+                prompt_tokens=len(outputs[j * k].prompt_token_ids),
             )
-            for out in outputs
+            for j in range(len(queries))
         ]
 
 
@@ -307,6 +388,11 @@ class SamplerSpec:
     @property
     def model_revision(self) -> str | None:
         return _model_revision(self.model)
+
+    @property
+    def version(self) -> str | None:
+        """The sampler class's version (how it seeds samples), as the built sampler reports it."""
+        return getattr(SAMPLERS.get(self.name), "version", None)
 
     @cached_property
     def num_parameters(self) -> int:

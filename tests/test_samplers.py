@@ -1,4 +1,4 @@
-"""The transformers sampler against plain `generate`, on the tiny model and real GSM8K prompts."""
+"""The transformers sampler against plain `generate`, on the tiny model and real GSM8K prompts; per-sample seeds."""
 
 import dataclasses
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sgpo_curate.config import SamplingConfig
-from sgpo_curate.samplers import derive_seed, get_sampler
+from sgpo_curate.samplers import SeededSampling, derive_seed, get_sampler, sample_seed
 from sgpo_curate.sources import load_queries
 
 
@@ -68,16 +68,48 @@ def test_greedy_batched_prefill_equals_plain_generate_of_each_prompt_alone(sharp
     assert len({s.texts[0] for s in out}) == len(out), "answers should depend on the prompt"
 
 
-def test_sampling_equals_plain_generate_under_the_seed_of_the_query_ids(sharp_sampler, queries):
-    """At temperature 1 the sampler draws exactly what `generate` draws on the same padded batch seeded
-    with `derive_seed(seed, *ids)`: the prefill changes no logit and the seed comes from the ids."""
+def test_sampling_equals_plain_generate_with_the_same_seeded_draws(sharp_sampler, queries):
+    """At temperature 1 the sampler draws exactly what `generate` draws on the same padded batch with the
+    same per-sample streams: the cached prefill changes no logit."""
     k, tokens = 2, 16
     out = sharp_sampler.sample(queries, SamplingConfig(k=k, max_new_tokens=tokens), seed=5)
     prompts = [sharp_sampler.render(q) for q in queries for _ in range(k)]
-    torch.manual_seed(derive_seed(5, *(q.id for q in queries)))
-    expected = plain_generate(sharp_sampler, prompts, tokens, do_sample=True, top_k=0, top_p=1.0)
+    width = sharp_sampler.tokenizer(prompts, return_tensors="pt", padding=True)["input_ids"].shape[1]
+    seeds = [sample_seed(5, q.id, i) for q in queries for i in range(k)]
+    processor = SeededSampling(seeds, tokens, 1.0, 1.0, width, "cpu")
+    expected = plain_generate(sharp_sampler, prompts, tokens, do_sample=False, logits_processor=[processor])
     assert [(t, n) for s in out for t, n in zip(s.texts, s.completion_tokens, strict=True)] == expected
     assert len({t for s in out for t in s.texts}) == len(expected), "samples should differ"
+
+
+def test_a_sample_depends_on_its_query_and_number_only(sharp_sampler, queries):
+    """Sample i of a query is the same drawn alone, among other queries, or later as part of a top-up
+    (first_sample): batch size, sharding and adaptive rounds cannot change a profile."""
+    config = SamplingConfig(k=4, max_new_tokens=12)
+    together = sharp_sampler.sample(queries, config, seed=3)
+    alone = [sharp_sampler.sample([q], config, seed=3)[0] for q in queries]
+    assert together == alone
+    later = sharp_sampler.sample(queries[1:], dataclasses.replace(config, k=2, first_sample=2), seed=3)
+    assert [s.texts for s in later] == [s.texts[2:] for s in together[1:]]
+    first = sharp_sampler.sample(queries, dataclasses.replace(config, k=1), seed=3)
+    assert [s.texts for s in first] == [s.texts[:1] for s in together]
+
+
+def test_seeded_sampling_draws_from_the_warped_distribution():
+    """Inverse-CDF draws with per-row uniforms follow softmax(scores / T) restricted to the top-p nucleus,
+    like `generate`'s multinomial; tokens outside the nucleus are never drawn."""
+    scores = torch.tensor([[2.0, 1.0, 0.0, -1.0, -3.0]])
+    rows, temperature, top_p = 4000, 0.7, 0.9
+    processor = SeededSampling(list(range(rows)), 1, temperature, top_p, prompt_width=3, device="cpu")
+    drawn = processor(torch.zeros(rows, 3, dtype=torch.long), scores.repeat(rows, 1)).argmax(dim=-1)
+    counts = torch.bincount(drawn, minlength=5).double() / rows
+    probs = torch.softmax(scores[0] / temperature, dim=-1)
+    nucleus = probs.sort(descending=True).values.cumsum(0) <= top_p
+    keep = int(nucleus.sum()) + 1  # the token that crosses top_p stays
+    expected = torch.zeros(5, dtype=torch.double)
+    expected[:keep] = probs[:keep].double() / probs[:keep].sum()
+    assert torch.allclose(counts, expected, atol=0.03), (counts, expected)
+    assert counts[keep:].sum() == 0
 
 
 def test_same_seed_same_samples_and_global_rng_untouched(sampler, queries):
