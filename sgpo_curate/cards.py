@@ -160,8 +160,7 @@ def render_card(
         repo_id=repo_id or PLACEHOLDER_REPO,
         comparisons=_comparisons(summaries),
         example_config=summaries[0]["config_name"],
-        example_model=summaries[0]["model"],
-        example_g_max=max((int(g) for g in summaries[0]["group_size_counts"]), default=16),
+        example=_training_example(summaries[0]),
     )
     header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False)
     return f"---\n{header}---\n\n{body}"
@@ -211,11 +210,13 @@ def _profile_metadata(summary: Mapping[str, Any]) -> dict[str, Any]:
     run = summary.get("run_info") or {}
     keys = (
         "model",
+        "model_hub_id",
         "model_revision",
         "num_parameters",
         "sampling",
         "verifier",
         "verifier_version",
+        "verifier_settings",
         "source",
         "source_license",
         "date",
@@ -270,6 +271,10 @@ def _config_context(summary: Mapping[str, Any]) -> dict[str, Any]:
         "sampler": run.get("sampler") or "unknown",
         "verifier": run.get("verifier") or "unknown",
         "verifier_version": run.get("verifier_version") or "",
+        "verifier_settings": ", ".join(
+            f"{k}={v}" for k, v in sorted((run.get("verifier_settings") or {}).items())
+        ),
+        "reward": _reward_description(run),
         "tampered_samples": run.get("tampered_samples"),
         "source": run.get("source") or "unknown",
         "source_license": run.get("source_license") or "unknown",
@@ -304,6 +309,57 @@ def _config_context(summary: Mapping[str, Any]) -> dict[str, Any]:
         "posterior_informative_fraction": _fmt(summary.get("posterior_informative_fraction")),
         "group_size_uncertain_fraction": _percent(summary.get("group_size_uncertain_fraction")),
         "plots": summary["plots"],
+    }
+
+
+def _reward_description(run: Mapping[str, Any]) -> str:
+    """One sentence on what scored a sample 1, for the card (which reward produced the pass rates)."""
+    verifier = run.get("verifier")
+    extraction = (run.get("verifier_settings") or {}).get("extraction")
+    if verifier == "math" and extraction == "strict":
+        return (
+            "strict: the answer must be in `\\boxed{}` or anchored LaTeX (`The final answer is $14$`), the "
+            "extraction of TRL's `accuracy_reward`; rescoring with `trl.rewards.accuracy_reward` on the "
+            "`solution` column gives the same verdicts"
+        )
+    if verifier == "math" and extraction == "lenient":
+        return (
+            "lenient: math-verify's default extraction, which falls back to the last number in the text; "
+            "TRL's `accuracy_reward` is stricter and scores such samples 0"
+        )
+    if verifier == "code":
+        return "the completion's code run against the row's `tests` in the sandbox (every assert must hold)"
+    return f"verifier `{verifier or 'unknown'}`"
+
+
+def _python_literal(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def _training_example(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """What the card's training code needs: a loadable model, the profiling reward, a batch that fits G."""
+    run = summary.get("run_info") or {}
+    settings = run.get("verifier_settings") or {}
+    arguments = [_python_literal(str(run.get("verifier") or "math"))]
+    arguments += [f"{key}={_python_literal(value)}" for key, value in sorted(settings.items())]
+    g_max = max((int(g) for g in summary["group_size_counts"]), default=16)
+    sampling = run.get("sampling") or {}
+    profiled = run.get("model") or summary["model"]
+    loadable = run.get("model_hub_id") or profiled
+    return {
+        # A bundled alias (`smollm2-135m-instruct`) is no Hub id: use the upstream repo it was made from.
+        "model": loadable,
+        "model_note": "the profiled model"
+        if loadable == profiled
+        else f"upstream of the profiled {profiled}",
+        "verifier": f"get_verifier({', '.join(arguments)})",
+        "g_max": g_max,
+        # TRL's default num_generations (8) must divide the generation batch, and every group must fit in it.
+        "batch_size": 8 * math.ceil(g_max / 8),
+        "math_strict": run.get("verifier") == "math" and settings.get("extraction") == "strict",
+        # Rollouts should come from the policy the pass rates describe: the profile's sampling.
+        "temperature": float(sampling.get("temperature", 1.0)),
+        "top_p": float(sampling.get("top_p", 1.0)),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from sgpo_curate.registry import UnknownNameError
@@ -126,14 +127,52 @@ Rerun the same command after a crash or Ctrl-C: finished queries are skipped."""
         choices=["raw", "gsm8k", "boxed"],
         help="How a file dataset writes its gold answers.",
     )
-    parser.add_argument(
-        "--instruction", help="User-message template with {problem}; default asks for \\boxed{}."
-    )
+    _add_prompt_flags(parser)
+    _add_extraction_flag(parser)
     parser.add_argument("--no-completions", action="store_true", help="Do not store raw completions.")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
     _add_engine_flags(parser)
     _add_adaptive_flags(parser)
     parser.set_defaults(func=_run_profile)
+
+
+def _add_prompt_flags(parser: argparse.ArgumentParser, with_example: bool = False) -> None:
+    parser.add_argument(
+        "--instruction",
+        help="User-message template; {problem} marks where the problem goes, any other brace is kept "
+        "as written (e.g. '{problem} End with \\boxed{N}.'). Default asks for \\boxed{}.",
+    )
+    if with_example:
+        parser.add_argument(
+            "--zero-shot",
+            action="store_true",
+            help="Drop the worked example shown before each math problem.",
+        )
+
+
+def _prompt_config(args: argparse.Namespace, defaults=None):
+    from dataclasses import replace
+
+    from sgpo_curate.config import PromptConfig
+
+    prompt = defaults or PromptConfig()
+    if args.instruction:
+        prompt = replace(prompt, math_instruction=args.instruction, code_instruction=args.instruction)
+    if getattr(args, "zero_shot", False):
+        prompt = replace(prompt, math_examples=())
+    return prompt
+
+
+def _add_extraction_flag(parser: argparse.ArgumentParser) -> None:
+    from sgpo_curate.verifiers.math import DEFAULT_EXTRACTION, EXTRACTION_MODES
+
+    parser.add_argument(
+        "--math-extraction",
+        choices=EXTRACTION_MODES,
+        help=f"Math answer extraction (default {DEFAULT_EXTRACTION}): strict = an answer in \\boxed{{}} or "
+        "anchored LaTeX, exactly what TRL's accuracy_reward scores; lenient = math-verify's default, which "
+        "also takes the last bare number. Recorded in run.json and the card.",
+    )
 
 
 def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
@@ -198,17 +237,11 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
 
 
 def _run_profile(args: argparse.Namespace) -> int:
-    from sgpo_curate.config import ProfileConfig, PromptConfig
+    from sgpo_curate.config import ProfileConfig
     from sgpo_curate.profiling import profile_dataset
     from sgpo_curate.sources.files import parse_columns
 
-    prompt = PromptConfig(
-        **(
-            {"math_instruction": args.instruction, "code_instruction": args.instruction}
-            if args.instruction
-            else {}
-        )
-    )
+    prompt = _prompt_config(args)
     config = ProfileConfig(
         out_dir=args.out,
         shard_index=args.shard_index,
@@ -231,6 +264,7 @@ def _run_profile(args: argparse.Namespace) -> int:
         answer_format=args.answer_format,
         verifier_workers=args.verifier_workers,
         verifier_timeout=args.verifier_timeout,
+        math_extraction=args.math_extraction,
         engine=_engine(args),
     )
     _out(summary.format())
@@ -338,6 +372,8 @@ def _report_curation(result, files, config) -> None:
     for reason, count in result.drops.items():
         if count:
             _out(f"  dropped {count:>6}  {reason}")
+    sizes = Counter(result.dataset["group_size"])
+    _out("group sizes G (queries): " + ", ".join(f"{g} ({sizes[g]})" for g in sorted(sizes)))
     _out(
         f"rollouts per epoch: {signal.rollouts} ({config.rule}) vs {signal.uniform_rollouts} "
         f"(uniform G={signal.uniform_group_size} on kept rows) vs {signal.unfiltered_rollouts} (plain GRPO on all); "
@@ -392,11 +428,14 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
         help="The whole job on an embedded default: profile, curate, write the dataset locally.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"""By default: the bundled {pipeline.DEFAULT_MODEL} on the first {pipeline.DEFAULT_LIMIT} \
-{pipeline.DEFAULT_DATASET} problems, k={pipeline.DEFAULT_SAMPLING.k}; no network needed.
+{pipeline.DEFAULT_DATASET} problems (generated word problems, 1-3 steps), k={pipeline.DEFAULT_SAMPLING.k} at \
+temperature {pipeline.DEFAULT_SAMPLING.temperature:g}, a worked example before each problem, strict rewards (TRL's \
+accuracy_reward); no network needed.
 examples:
   sgpo-curate quickstart
-  sgpo-curate quickstart --out runs/qs --limit 32 --k 8
-  sgpo-curate quickstart --push-to-hub me/mawps-sgpo      # needs HF_TOKEN or `hf auth login`""",
+  sgpo-curate quickstart --out runs/qs --limit 64 --k 8
+  sgpo-curate quickstart --dataset mawps-singleop --out runs/mawps   # a real benchmark instead
+  sgpo-curate quickstart --push-to-hub me/arithmetic-sgpo   # needs HF_TOKEN or `hf auth login`""",
     )
     parser.add_argument(
         "--out", default="runs/quickstart", help="Run folder (profiles/ and dataset/ inside)."
@@ -406,6 +445,8 @@ examples:
     )
     parser.add_argument("--dataset", default=pipeline.DEFAULT_DATASET, help="Source name or file.")
     parser.add_argument("--limit", type=int, default=pipeline.DEFAULT_LIMIT, help="First N queries.")
+    _add_prompt_flags(parser, with_example=True)
+    _add_extraction_flag(parser)
     _add_sampling_flags(
         parser, pipeline.DEFAULT_SAMPLING, seed_flags=("--sampling-seed",)
     )  # --seed: curation
@@ -416,6 +457,7 @@ examples:
 
 
 def _run_quickstart(args: argparse.Namespace) -> int:
+    from sgpo_curate import pipeline
     from sgpo_curate.hub import HubAuthError
     from sgpo_curate.pipeline import run_pipeline
 
@@ -430,12 +472,15 @@ def _run_quickstart(args: argparse.Namespace) -> int:
             curate_config=config,
             push_to_hub=args.push_to_hub,
             progress=not args.no_progress,
+            prompt=_prompt_config(args, pipeline.QUICKSTART_PROMPT),
+            math_extraction=args.math_extraction,
         )
     except HubAuthError as exc:  # profiles and the local dataset are written before publishing
         raise UserError(
             f"{exc} (the dataset is written locally under {args.out}; rerun to publish)"
         ) from None
     _out(result.profile_summary.format())
+    _out(result.reward_line())
     _report_curation(result.curation, result.files, config)
     if result.published is not None:
         _out(f"published: {result.published}")

@@ -7,43 +7,85 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+PROBLEM_FIELD = "{problem}"
 DEFAULT_MATH_INSTRUCTION = (
-    "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+    "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
 )
 DEFAULT_CODE_INSTRUCTION = (
     "{problem}\n\nWrite a self-contained Python solution in a single ```python code block."
 )
 
 
+def fill_template(template: str, problem: str) -> str:
+    """`template` with every `{problem}` replaced by `problem`; any other brace is left as written.
+
+    Not `str.format`: instructions often hold literal braces (`\\boxed{N}`, a LaTeX or JSON example).
+
+    Example:
+        >>> fill_template('{problem} Reply as {"answer": N}.', "1+1?")
+        '1+1? Reply as {"answer": N}.'
+    """
+    return template.replace(PROBLEM_FIELD, problem)
+
+
 @dataclass(frozen=True)
 class PromptConfig:
-    """How a source row becomes the chat messages the policy sees."""
+    """How a source row becomes the chat messages the policy sees.
+
+    Args:
+        math_instruction (`str`): user-message template for math; `{problem}` marks the problem text.
+        code_instruction (`str`): the same for code.
+        system_prompt (`str`, *optional*): a system message put first.
+        math_examples (`tuple[tuple[str, str], ...]`): worked (problem, answer) pairs shown before a math
+            problem as earlier chat turns (user: the problem in `math_instruction`, assistant: the answer),
+            so a small model sees the answer format it is scored on.
+    """
 
     math_instruction: str = field(
         default=DEFAULT_MATH_INSTRUCTION,
         metadata={
-            "help": "User-message template for math problems; `{problem}` is replaced by the problem text."
+            "help": "User-message template for math problems; `{problem}` is replaced by the problem text "
+            "(other braces are kept as written)."
         },
     )
     code_instruction: str = field(
         default=DEFAULT_CODE_INSTRUCTION,
         metadata={
-            "help": "User-message template for code problems; `{problem}` is replaced by the problem text."
+            "help": "User-message template for code problems; `{problem}` is replaced by the problem text "
+            "(other braces are kept as written)."
         },
     )
     system_prompt: str | None = field(
         default=None, metadata={"help": "Optional system message put before the user message."}
     )
+    math_examples: tuple[tuple[str, str], ...] = field(
+        default=(),
+        metadata={
+            "help": "Worked (problem, answer) pairs shown as earlier chat turns before each math problem."
+        },
+    )
 
     def __post_init__(self) -> None:
         for name in ("math_instruction", "code_instruction"):
-            if "{problem}" not in getattr(self, name):
-                raise ValueError(f"PromptConfig.{name} must contain '{{problem}}'")
+            template = getattr(self, name)
+            if PROBLEM_FIELD not in template:
+                raise ValueError(
+                    f"the {name.split('_')[0]} instruction {template!r} has no {PROBLEM_FIELD}: write "
+                    f"{PROBLEM_FIELD} where the problem text goes, e.g. '{PROBLEM_FIELD}\\n\\nAnswer briefly.'"
+                )
+        for example in self.math_examples:
+            if len(example) != 2 or not all(isinstance(part, str) and part.strip() for part in example):
+                raise ValueError(
+                    f"PromptConfig.math_examples holds (problem, answer) text pairs, got {example!r}"
+                )
 
     def messages(self, domain: str, problem: str) -> tuple[tuple[str, str], ...]:
         template = self.math_instruction if domain == "math" else self.code_instruction
-        user = ("user", template.format(problem=problem))
-        return ((("system", self.system_prompt),) if self.system_prompt else ()) + (user,)
+        turns: list[tuple[str, str]] = [("system", self.system_prompt)] if self.system_prompt else []
+        for example, answer in self.math_examples if domain == "math" else ():
+            turns += [("user", fill_template(template, example)), ("assistant", answer)]
+        turns.append(("user", fill_template(template, problem)))
+        return tuple(turns)
 
 
 @dataclass(frozen=True)

@@ -48,18 +48,22 @@ from sgpo_curate.policy import (
     wilson_interval,
 )
 from sgpo_curate.records import QueryProfile
+from sgpo_curate.rewards import verifier_columns
 
 logger = logging.getLogger(__name__)
 
-# Column order of a published config (DESIGN.md, "Column conventions").
+# Column order of a published config (DESIGN.md, "Column conventions"). `solution` and `code_prompt`
+# are what a verifier needs besides `answer`/`tests`/`entry_point` (see `sgpo_curate.rewards`).
 COLUMNS = (
     "id",
     "source",
     "domain",
     "prompt",
     "answer",
+    "solution",
     "tests",
     "entry_point",
+    "code_prompt",
     "num_samples",
     "num_correct",
     "pass_rate",
@@ -436,13 +440,8 @@ def _annotate(items: Sequence[_Counted], config: CurateConfig, sizes: Sequence[i
         p_hat = estimate_pass_rate(item.correct, item.samples, config.estimator)
         rows.append(
             {
-                "id": query.id,
-                "source": query.source,
-                "domain": query.domain,
+                **verifier_columns(query),
                 "prompt": query.messages,
-                "answer": query.answer,
-                "tests": query.tests,
-                "entry_point": query.entry_point,
                 "num_samples": item.samples,
                 "num_correct": item.correct,
                 "pass_rate": p_hat,
@@ -477,8 +476,10 @@ def dataset_features():
             "domain": Value("string"),
             "prompt": List({"role": Value("string"), "content": Value("string")}),
             "answer": Value("string"),
+            "solution": Value("string"),
             "tests": Value("string"),
             "entry_point": Value("string"),
+            "code_prompt": Value("string"),
             "num_samples": Value("int64"),
             "num_correct": Value("int64"),
             "pass_rate": Value("float64"),
@@ -505,8 +506,17 @@ def _to_dataset(rows: Sequence[Mapping[str, Any]]):
 
 
 RAW_DIR = "raw"
+# What profiling saw for every query (kept or not), with the columns a verifier needs to re-score it.
 RAW_COLUMNS = (
     "id",
+    "source",
+    "domain",
+    "prompt",
+    "answer",
+    "solution",
+    "tests",
+    "entry_point",
+    "code_prompt",
     "model",
     "num_samples",
     "num_correct",
@@ -518,17 +528,48 @@ RAW_COLUMNS = (
 )
 
 
+def raw_features():
+    """The `datasets.Features` of a `-raw` config."""
+    from datasets import Features, List, Value
+
+    types = {
+        **dataset_features(),
+        "model": Value("string"),
+        "rewards": List(Value("float64")),
+        "completion_tokens": List(Value("int64")),
+        "prompt_tokens": Value("int64"),
+        "completions": List(Value("string")),
+    }
+    return Features({name: types[name] for name in RAW_COLUMNS})
+
+
+def _raw_row(profile: QueryProfile) -> dict[str, Any]:
+    return {
+        **verifier_columns(profile.query),
+        "prompt": profile.query.messages,
+        "model": profile.model,
+        "num_samples": profile.num_samples,
+        "num_correct": profile.num_correct,
+        "pass_rate": profile.pass_rate,
+        "rewards": list(profile.rewards),
+        "completion_tokens": list(profile.completion_tokens),
+        "prompt_tokens": profile.prompt_tokens,
+        "completions": list(profile.completions),
+    }
+
+
 def _write_raw(profiles: Iterable[QueryProfile], path: Path) -> str:
     """Per-sample rewards and completions of every profiled query (kept or not), in id order."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = sorted(
-        ({c: row[c] for c in RAW_COLUMNS} for row in (p.to_row() for p in profiles)),
-        key=lambda row: row["id"],
+    rows = sorted((_raw_row(p) for p in profiles), key=lambda row: row["id"])
+    features = raw_features()
+    table = pa.Table.from_pydict(
+        {name: [row[name] for row in rows] for name in RAW_COLUMNS}, schema=features.arrow_schema
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows), path)
+    pq.write_table(table, path)
     return f"{RAW_DIR}/{path.parent.name}/train-*"
 
 
@@ -562,7 +603,7 @@ def write_curated(
         run_info (`Mapping`, *optional*): how the profiles were made (`load_run_info(profile_dir)`: model,
             revision, sampling, verifier, source, license, date, versions); shown in the card.
         profiles (`Iterable[QueryProfile]`, *optional*): the profiles `result` was curated from; written
-            as the `raw` config (`id, model, pass_rate, rewards, completion_tokens, prompt_tokens, completions`).
+            as the `raw` config (`RAW_COLUMNS`: the verifier's columns, per-sample rewards and completions).
 
     Returns:
         `CuratedFiles`: the written paths.

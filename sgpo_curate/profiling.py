@@ -69,6 +69,7 @@ RUN_IDENTITY = (
     "adaptive",
     "verifier",
     "verifier_version",
+    "verifier_settings",
     "source",
 )
 # What a query's profile depends on besides the run settings: what the policy saw and what the verifier
@@ -166,7 +167,13 @@ def describe_run(
     source_license: str = "unknown",
     stopping: StoppingRule | None = None,
 ) -> dict:
-    """What `run.json` records: enough to reproduce the profile and to write the dataset card."""
+    """What `run.json` records: enough to reproduce the profile and to write the dataset card.
+
+    `verifier_settings` are the verifier's verdict-changing settings (e.g. the math extraction mode):
+    `VerifierReward.from_run_info` rebuilds the same reward from them for training.
+    """
+    from sgpo_curate.models import hub_id
+
     adaptive = None
     if stopping is not None:
         adaptive = {
@@ -179,6 +186,7 @@ def describe_run(
         }
     return {
         "model": sampler.model_name,
+        "model_hub_id": hub_id(sampler.model_name),
         "model_revision": sampler.model_revision,
         "num_parameters": sampler.num_parameters,
         "sampler": sampler.name,
@@ -186,6 +194,7 @@ def describe_run(
         "sampling": asdict(sampling),
         "verifier": getattr(verifier, "name", type(verifier).__name__),
         "verifier_version": getattr(verifier, "version", None),
+        "verifier_settings": dict(getattr(verifier, "settings", None) or {}),
         "source": source,
         "source_license": source_license,
         "adaptive": adaptive,
@@ -763,6 +772,7 @@ def profile_dataset(
     answer_format: str = "raw",
     verifier_workers: int | None = None,
     verifier_timeout: float | None = None,
+    math_extraction: str | None = None,
     engine: str | Engine = "local",
 ) -> ProfileSummary:
     """Profile a named or file dataset with a model: the whole `sgpo-curate profile` job.
@@ -779,6 +789,8 @@ def profile_dataset(
         verifier_workers (`int`, *optional*): verifier processes; default: number of cores (local
             engine), one per verifier actor (ray engine).
         verifier_timeout (`float`, *optional*): seconds per check; default: the verifier's own.
+        math_extraction (`str`, *optional*): the math verifier's answer extraction, `strict` (default: TRL's
+            `accuracy_reward`) or `lenient` (any last number); recorded in run.json and the card.
         engine (`str` or `Engine`): `"local"`, `"ray"`, or a configured `RayEngine(address=...)`.
 
     Example:
@@ -790,9 +802,14 @@ def profile_dataset(
 
     engine = get_engine(engine) if isinstance(engine, str) else engine
     source = resolve_source(dataset, columns, domain, answer_format)
+    verifier_name = verifier or source.domain
     workers = verifier_workers if verifier_workers is not None else engine.default_verifier_workers
     options = {"workers": workers} | ({"timeout_s": verifier_timeout} if verifier_timeout else {})
-    verifier_obj = get_verifier(verifier or source.domain, **options)
+    if math_extraction is not None:
+        if verifier_name != "math":
+            raise ValueError(f"--math-extraction applies to the math verifier, not {verifier_name!r}")
+        options["extraction"] = math_extraction
+    verifier_obj = get_verifier(verifier_name, **options)
     sampler_obj = engine.make_sampler(sampler, model)
     rejects: list = []
     queries = source.queries(prompt or PromptConfig(), rejects)

@@ -99,7 +99,9 @@ def load_dotted(path: str):
 
 
 # The project's registries. Each names the modules whose imports register its built-in entries.
-SOURCES: Registry = Registry("source", ["sgpo_curate.sources.math", "sgpo_curate.sources.code"])
+SOURCES: Registry = Registry(
+    "source", ["sgpo_curate.sources.math", "sgpo_curate.sources.code", "sgpo_curate.sources.synthetic"]
+)
 SAMPLERS: Registry = Registry("sampler", ["sgpo_curate.samplers"])
 VERIFIERS: Registry = Registry("verifier", ["sgpo_curate.verifiers.math", "sgpo_curate.verifiers.code"])
 GROUP_SIZE_RULES: Registry = Registry("group-size rule", ["sgpo_curate.policy"])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import curation_helpers as helpers  # tests/ is on pytest's pythonpath
+import pytest
 from huggingface_hub import DatasetCard
 
 from sgpo_curate.cards import load_template, read_summaries, render_card, render_plots
@@ -120,3 +122,59 @@ def test_license_ids_are_normalized_and_mixed_sources_say_other(tmp_path):
     write_curated(other, tmp_path, RUN_INFO | {"source_license": "MIT", "model": "org/b"})
     meta = DatasetCard.load(tmp_path / "README.md").data.to_dict()
     assert meta["license"] == "other" and "cc-by-4.0, mit" in meta["license_details"]
+
+
+def _training_code(card: str) -> str:
+    """The card's training example: the python block after "Train with"."""
+    section = card[card.index("Train with") :]
+    return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+
+
+def test_card_records_the_upstream_model_and_the_reward(tmp_path):
+    run = RUN_INFO | {
+        "model": "smollm2-135m-instruct",
+        "model_hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "verifier": "math",
+        "verifier_settings": {"extraction": "strict"},
+    }
+    write_curated(curate(make_pool()), tmp_path, run)
+    text = (tmp_path / "README.md").read_text()
+    profile = DatasetCard(text).data.to_dict()["sgpo_profiles"]["tiny-llama"]
+    assert profile["model_hub_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert profile["verifier_settings"] == {"extraction": "strict"}
+    assert "`math` 0.9.0 (extraction=strict)" in text and "TRL's `accuracy_reward`" in text
+    code = _training_code(text)
+    assert 'model="HuggingFaceTB/SmolLM2-135M-Instruct"' in code  # a loadable id, not the bundled alias
+    assert 'VerifierReward(get_verifier("math", extraction="strict"))' in code
+    assert "reward_funcs=accuracy_reward" in text  # strict math: TRL's own reward reads `solution`
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("trl") is None, reason="runs the trainer: needs the 'train' extra"
+)
+def test_card_training_example_runs_as_written(tmp_path, tiny_model_dir, monkeypatch):
+    """The card's code, run unchanged: the dataset folder stands in for the Hub repo, the tiny model for the
+    profiled one (it is what was profiled here, by path)."""
+    import datasets
+
+    # datasets caches a local folder by its name and config, not its content: keep this run's cache apart.
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.chdir(tmp_path)
+    profiles = [make_profile(i, c, k=4, model=tiny_model_dir) for i, c in enumerate((1, 2, 3))]
+    run = RUN_INFO | {
+        "model": tiny_model_dir,
+        "model_hub_id": None,
+        "verifier": "math",
+        "verifier_settings": {"extraction": "strict"},
+        "sampling": {"k": 4, "max_new_tokens": 16, "temperature": 0.7, "top_p": 0.95, "seed": 0},
+    }
+    write_curated(curate(profiles, CurateConfig(config_name="tiny")), tmp_path / "ds", run)
+    card = render_card(read_summaries(tmp_path / "ds"), repo_id=str(tmp_path / "ds"))
+    code = _training_code(card)
+    assert f'model="{tiny_model_dir}"' in code and "temperature=0.7" in code
+    namespace: dict = {}
+    exec(compile(code, "card-example", "exec"), namespace)  # noqa: S102 - the card's own code, as a user runs it
+    trainer = namespace["trainer"]
+    assert trainer.state.global_step >= 1
+    assert (tmp_path / "runs" / "sgpo").is_dir()
+    trainer.reward_funcs[0].verifier.close()

@@ -157,7 +157,8 @@ def test_write_curated_round_trips_through_load_dataset(tmp_path):
     result = curate(make_pool())
     files = write_curated(result, tmp_path / "out", RUN_INFO)
     assert files.data_file == tmp_path / "out" / "data" / "tiny-llama" / "train-00000-of-00001.parquet"
-    loaded = load_dataset(str(tmp_path / "out"), "tiny-llama", split="train")
+    # A cache of its own: datasets 5.2 caches a local folder by its name and config, not its content.
+    loaded = load_dataset(str(tmp_path / "out"), "tiny-llama", split="train", cache_dir=str(tmp_path / "c"))
     assert loaded.to_list() == result.dataset.to_list()
     rejects = [json.loads(line) for line in files.rejects.read_text().splitlines()]
     assert len(rejects) == result.num_dropped
@@ -177,7 +178,7 @@ def test_raw_config_keeps_every_profiled_sample(tmp_path):
     pool = make_pool()
     result = curate(pool)
     write_curated(result, tmp_path / "out", RUN_INFO, profiles=pool)
-    raw = load_dataset(str(tmp_path / "out"), "tiny-llama-raw", split="train")
+    raw = load_dataset(str(tmp_path / "out"), "tiny-llama-raw", split="train", cache_dir=str(tmp_path / "c"))
     assert raw.num_rows == len(pool)  # dropped queries included: the raw config is what profiling saw
     assert sorted((row["id"], row["rewards"]) for row in raw) == sorted(
         (p.id, list(p.rewards)) for p in pool

@@ -404,7 +404,9 @@ def test_cli_bad_input_exits_2_with_the_valid_choices(tiny_model_dir, tmp_path, 
 def test_cli_writes_rejects_and_goes_on(tiny_model_dir, tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     lines = [{"q": "1+1?", "a": "2"}, {"q": "", "a": "3"}, {"q": "2+2?"}, {"q": "3+3?", "a": "6"}]
-    data.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    text = [json.dumps(r) for r in lines]
+    text.insert(2, '{"q": "4+4?", "a": ')  # one malformed line (line 3) does not sink the file
+    data.write_text("\n".join(text) + "\n")
     args = [
         "profile",
         "--model",
@@ -427,7 +429,11 @@ def test_cli_writes_rejects_and_goes_on(tiny_model_dir, tmp_path, capsys):
         json.loads(x)
         for x in (tmp_path / "o" / "shard-00000-of-00001" / "rejects.jsonl").read_text().splitlines()
     ]
-    assert sorted(r["reason"] for r in rejects) == ["field 'q' is empty", "missing field 'answer'"]
+    assert sorted((r["reason"], r["key"]) for r in rejects) == [
+        ("field 'a' is missing", "3"),  # the user's column name (mapped as answer)
+        ("field 'q' is empty", "1"),
+        ("malformed JSON line", "line 3"),
+    ]
     assert "rejected source rows" in capsys.readouterr().out
     assert main([*args, "--verifier-workers", "1"]) == 0  # a rerun keeps the rejects, once each
     assert (tmp_path / "o" / "shard-00000-of-00001" / "rejects.jsonl").read_text().splitlines() == [

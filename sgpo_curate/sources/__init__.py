@@ -45,13 +45,23 @@ class Reject:
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """A record a source could not read at all (e.g. a malformed JSON line): yielded in place of a row,
+    rejected under `reason`, with `detail` (what was wrong, the start of its text) kept in the reject."""
+
+    reason: str
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Source:
     """A named dataset and its adapter.
 
     Args:
         name (`str`): registry name, also the `source` column prefix.
         domain (`str`): `"math"` or `"code"`.
-        rows (`Callable[[], Iterable[tuple[str, Mapping]]]`): yields `(key, row)` pairs.
+        rows (`Callable[[], Iterable[tuple[str, Mapping]]]`): yields `(key, row)` pairs; a record it could
+            not read comes as `(key, Unreadable(...))` and is rejected, not adapted.
         adapt (`Callable[[str, Mapping, PromptConfig], Query]`): one row -> `Query`; raises
             `RejectedRow` for rows it cannot use.
         description (`str`): one line for `sgpo-curate sources`.
@@ -70,6 +80,10 @@ class Source:
     def queries(self, prompt: PromptConfig, rejects: list[Reject] | None = None) -> Iterator[Query]:
         """Stream this source's queries; rejected rows go to `rejects` (when given) and are skipped."""
         for key, row in self.rows():
+            if isinstance(row, Unreadable):
+                if rejects is not None:
+                    rejects.append(Reject(self.name, str(key), row.reason, row.detail))
+                continue
             try:
                 yield self.adapt(key, row, prompt)
             except RejectedRow as exc:
@@ -97,10 +111,13 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def require_text(row: Mapping[str, Any], field_name: str) -> str:
-    """`row[field_name]` as a non-empty string, or `RejectedRow` naming the field."""
+    """`row[field_name]` as a non-empty string, or `RejectedRow` naming the field.
+
+    Every reason starts with `field '<name>'`, the row's own column name (for a mapped file, the user's).
+    """
     value = row.get(field_name)
     if value is None:
-        raise RejectedRow(f"missing field {field_name!r}")
+        raise RejectedRow(f"field {field_name!r} is missing")
     if not isinstance(value, str):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)

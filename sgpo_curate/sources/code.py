@@ -82,12 +82,12 @@ def mbpp_tests(row: Mapping[str, Any]) -> tuple[list[str], str]:
     """The asserts and the setup code of an MBPP row, or `RejectedRow`."""
     asserts = row.get("test_list")
     if not isinstance(asserts, list) or not asserts:
-        raise RejectedRow("missing or empty 'test_list'")
+        raise RejectedRow("field 'test_list' is missing or empty")
     if not all(isinstance(a, str) and a.strip() for a in asserts):
-        raise RejectedRow("'test_list' holds a non-text or empty test")
+        raise RejectedRow("field 'test_list' holds a non-text or empty test")
     setup = row.get("test_setup_code") or ""
     if not isinstance(setup, str):
-        raise RejectedRow("'test_setup_code' is not text")
+        raise RejectedRow("field 'test_setup_code' is not text")
     return [lf(a).strip() for a in asserts], lf(setup).strip()
 
 

