@@ -13,16 +13,17 @@ seeds, the same held-out set and the same rollouts per step:
 - `dapo`: DAPO dynamic sampling (all-equal groups discarded and regenerated, every rollout charged).
 
 Steps:
- 1. Data: a pool (training queries) and an i.i.d. held-out set drawn disjointly from one bundled source with a
-    seeded permutation; the prompt shows one worked example that ends in `\\boxed{}` (the strict reward needs it).
+ 1. Data: a pool (training queries) and an i.i.d. held-out set drawn disjointly from one bundled source (default
+    `arithmetic`, generated word problems) with a seeded permutation, in the quickstart's prompt: one worked
+    example that ends in `\\boxed{}`, the form the strict reward (TRL's accuracy_reward) extracts.
  2. Base: the bundled SmolLM2-135M-Instruct (converted from its GGUF once), or a tiny Llama built from config
     (`--tiny`, the test path).
  3. Profile the pool with `profile` (k samples per query, the transformers sampler, the math verifier):
     histogram and FLOPs, charged to `sgpo` (results also give every ratio without it: a published profile
     is paid once).
  4. Train every (arm, seed) in its own process, several at once on the one GPU (a 135M model leaves it mostly
-    idle). Every `eval_every` steps: held-out accuracy at temperature 1 (`eval_samples` per query, the same
-    sampling seed at every evaluation) and greedy, scored by the training reward. A deadline stops every run
+    idle). Every `eval_every` steps: held-out accuracy at the rollouts' temperature (`eval_samples` per query,
+    the same sampling seed at every evaluation) and greedy, scored by the training reward. A deadline stops every run
     at the same wall-clock time (recorded), so the command ends inside its limit.
  5. Report like the CPU study: a go/no-go gate (GRPO's held-out gain >= 3 seed SDs), FLOPs and tokens to reach
     50/75/100% of GRPO's final gain (censored seeds counted, not dropped), the paired difference to GRPO at
@@ -51,7 +52,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
@@ -75,6 +76,7 @@ from sgpo_curate import (  # noqa: E402
     load_queries,
     profile,
 )
+from sgpo_curate.pipeline import QUICKSTART_PROMPT  # noqa: E402
 
 logger = logging.getLogger("gpu_study")
 
@@ -89,14 +91,6 @@ CURATED_ARMS = ("sgpo",)  # arms that train on the curated set and are charged t
 TARGET_FRACTIONS = (0.5, 0.75, 1.0)
 METRICS = ("accuracy", "greedy_accuracy")
 EVAL_SEED = 1234  # the same sampling noise at every evaluation (common random numbers)
-# One worked example in the chat, ending in the boxed answer the strict reward extracts: without it
-# SmolLM2-135M-Instruct rarely writes \boxed{} (2 of 64 samples on MAWPS, DESIGN.md).
-EXAMPLE = (
-    "Ben has 2 pencils. He finds 3 more pencils. He gives 1 pencil to a friend. "
-    "How many pencils does Ben have now?",
-    "Ben starts with 2 pencils. He finds 3 more: 2 + 3 = 5. He gives 1 away: 5 - 1 = 4. "
-    "The final answer is \\boxed{4}.",
-)
 
 
 @dataclass(frozen=True)
@@ -108,7 +102,7 @@ class Settings:
     model: str = "smollm2-135m-instruct"
     tiny: bool = False
     device: str = "cuda"
-    source: str = "mawps"
+    source: str = "arithmetic"
     pool_size: int = 512
     eval_size: int = 160
     k: int = 8
@@ -126,7 +120,9 @@ class Settings:
     learning_rate: float = 1e-5
     warmup_steps: int = 5
     max_completion_length: int = 128
-    temperature: float = 1.0
+    # The quickstart's measured choice: at 0.5 this model's pass rates on `arithmetic` spread across (0, 1)
+    # (17 / 11 / 4 of 32 at p̂ = 0 / between / 1, k = 4); at 1.0, 19 of 24 were at p̂ = 0.
+    temperature: float = 0.5
     eval_every: int = 10
     eval_samples: int = 4
     eval_greedy: bool = True
@@ -198,18 +194,12 @@ TINY = dict(
 # --------------------------------------------------------------------------- 1-2. data and base model
 
 
-def with_example(query: Query) -> Query:
-    """The query with the worked example as an earlier chat turn, in the query's own instruction."""
-    (role, content) = query.prompt[-1]
-    problem = query.metadata.get("problem") if query.metadata else None
-    instruction = content.replace(problem, EXAMPLE[0]) if problem and problem in content else EXAMPLE[0]
-    return replace(query, prompt=(("user", instruction), ("assistant", EXAMPLE[1]), *query.prompt))
-
-
 def study_queries(settings: Settings) -> tuple[list[Query], list[Query]]:
     """(pool, held-out): disjoint, drawn from one seeded permutation of the source's verifiable rows."""
-    queries, rejects = load_queries(settings.source)
-    queries = [with_example(q) for q in queries if q.answer]
+    # The quickstart's prompt: one worked example in the chat that ends in "The final answer is \\boxed{4}.",
+    # the form the strict reward extracts (without it SmolLM2-135M-Instruct rarely boxes an answer).
+    queries, rejects = load_queries(settings.source, prompt=QUICKSTART_PROMPT)
+    queries = [q for q in queries if q.answer]
     need = settings.pool_size + settings.eval_size
     if len(queries) < need:
         raise SystemExit(

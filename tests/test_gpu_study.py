@@ -1,7 +1,7 @@
 """examples/gpu_study.py: its whole code path at a tiny size on CPU, its statistics, its device driver.
 
 The GPU run itself needs the device machine (README "On a GPU"); here the same code runs with a model built
-from config on a handful of real MAWPS queries: profile, curate, every arm through `AdaptiveGRPOTrainer`,
+from config on a handful of queries of the bundled `arithmetic` source: profile, curate, every arm through `AdaptiveGRPOTrainer`,
 held-out evaluation, the report. The tiny model never writes a boxed answer, so every group has zero
 advantage: that makes the arms' accounting predictable (what drop-zero skips, how many rounds DAPO runs).
 """
