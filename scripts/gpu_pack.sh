@@ -51,5 +51,22 @@ if [ ! -f .gpu-model/SHA256SUMS ] || ! (cd .gpu-model && sha256sum -c --status S
   (cd .gpu-model/download && sha256sum "$name") >.gpu-model/SHA256SUMS
   rm -rf .gpu-model/download
 fi
-du -sh .whl .gpu-model/part-* | sed 's/^/  /'
+# What each device command sends: the tree (tracked and untracked, not ignored) plus its carried paths,
+# at most 64 MiB.
+tree=$({ git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 -r du -cb | awk 'END {print $1}')
+status=0
+for call in "1 .whl .gpu-model/part-00 .gpu-model/SHA256SUMS" "2 .gpu-model/part-01 .gpu-model/SHA256SUMS"; do
+  set -- $call
+  number=$1
+  shift
+  bytes=$((tree + $(du -cb "$@" | awk 'END {print $1}')))
+  mib=$(awk -v b="$bytes" 'BEGIN {printf "%.1f", b / 1048576}')
+  if [ "$bytes" -gt $((64 * 1048576)) ]; then
+    echo "call $number would send $mib MiB (tree + $*): over the 64 MiB limit" >&2
+    status=1
+  else
+    echo "call $number sends $mib MiB (tree + $*)"
+  fi
+done
 echo "wheels for python $PYVER in .whl/; model parts in .gpu-model/ (README: On a GPU)"
+exit $status
