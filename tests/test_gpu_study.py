@@ -176,3 +176,18 @@ def test_device_stage2_stops_at_once_on_a_fresh_machine(tmp_path):
     )
     assert done.returncode == 3
     assert "fresh machine" in done.stderr and "stage1" in done.stderr
+
+
+def test_trains_a_view_of_a_converted_gguf_folder_without_its_quantization_config(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from sgpo_curate.models import save_tiny_model
+
+    folder = save_tiny_model(tmp_path / "converted", hidden_size=32, num_layers=1, num_heads=2)
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "gguf", "gguf_file": "m.gguf", "dequantize": False}
+    (folder / "config.json").write_text(json.dumps(config))  # as sgpo_curate.models writes it
+    assert AutoModelForCausalLM.from_pretrained(folder).is_quantized  # what the Trainer refuses to train
+    view = study.trainable(str(folder), tmp_path / "work")
+    assert not getattr(AutoModelForCausalLM.from_pretrained(view), "is_quantized", False)
+    assert study.trainable(view, tmp_path / "again") == view  # nothing left to drop
