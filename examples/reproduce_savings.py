@@ -1600,6 +1600,14 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
     )
 
 
+def load_results(out: Path) -> dict[str, Any]:
+    """A finished study's results.json (for `--report-only`), or a clear error saying how to make one."""
+    path = out / "results.json"
+    if not path.exists():
+        raise SystemExit(f"--report-only: no {path}; run the study first (without --report-only)")
+    return json.loads(path.read_text())
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
@@ -1742,6 +1750,25 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             f"- **{mix}** (held-out P(answer + EOS) at GRPO's final FLOPs, profile charged): ahead of GRPO "
             f"{', '.join(ahead) or 'none'}; behind {', '.join(behind) or 'none'}; not distinguishable "
             f"{', '.join(tied) or 'none'}."
+        )
+    lines.extend(bound_verdicts(results))
+    return lines
+
+
+def bound_verdicts(results: dict[str, Any]) -> list[str]:
+    """Generated sentences: which arms saved more than re-allocating GRPO's batch could (ratio above the bound)."""
+    lines = []
+    for mix, summary in results["summary"].items():
+        bound = results["bounds"][mix]["max_saving_if_zero_adv_wasted"]
+        above = []
+        for name, arm in summary.items():
+            for key, label in (("flops@1", "profile charged"), ("flops_amortised@1", "profile amortised")):
+                ratio = arm[key]["ratio"]
+                if name != "grpo" and ratio is not None and ratio > bound + 1e-9:
+                    above.append(f"`{name}` {_f(ratio)} ({label})")
+                    break
+        lines.append(
+            f"- **{mix}**: ratios @100% above the re-allocation bound {_f(bound)}x: {', '.join(above) or 'none'}."
         )
     return lines
 
@@ -1890,6 +1917,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, argparse.Na
     parser.add_argument(
         "--readme", default=None, help="README file whose marked results section is rewritten"
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: re-render results.md, README_table.md, curves.png (and --readme) from --out's "
+        "results.json, e.g. after a change to the report's wording",
+    )
     for item in fields(Settings):
         flag = f"--{item.name.replace('_', '-')}"
         help_text = f"{item.metadata['help']} (default: {item.default})"
@@ -1937,7 +1970,11 @@ def _quiet() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet()
     settings, args = parse_args(argv)
-    results = run_study(settings)
+    if args.report_only:
+        results = load_results(Path(settings.out))
+        write_outputs(results, Path(settings.out))
+    else:
+        results = run_study(settings)
     if args.readme:
         rewrite_readme(Path(args.readme), readme_table(results))
     if not results["gate"]["passed"]:

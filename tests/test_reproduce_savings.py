@@ -194,6 +194,45 @@ def test_quick_curves_and_compute_are_consistent(quick):
     assert all(r["totals"]["trained_tokens"] == r["totals"]["rollout_tokens"] for r in grpo)
 
 
+def test_report_only_rerenders_from_results_json_without_running(quick, tmp_path):
+    out, results, _ = quick
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "results.json").write_text((out / "results.json").read_text())
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# mine\n\n{study.README_START}\nold\n{study.README_END}\n\nkept\n")
+    done = subprocess.run(
+        # the quick study's gate failed; --no-gate-stop: exit 0 for a report of a failed gate
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--report-only",
+            "--no-gate-stop",
+            "--out",
+            str(copy),
+            "--readme",
+            str(readme),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((copy / "results.json").read_text()) == results  # nothing re-run, nothing changed
+    assert (copy / "README_table.md").read_text() == (out / "README_table.md").read_text()
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("# mine") and text.rstrip().endswith("kept")
+    assert "re-allocation bound" in text
+    assert not (copy / "work").exists()
+    missing = subprocess.run(
+        [sys.executable, str(SCRIPT), "--report-only", "--out", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode != 0 and "run the study first" in missing.stderr
+
+
 def test_rerun_reuses_runs_and_a_failed_gate_reports_no_ratios(quick, tmp_path):
     out, results, _ = quick
     done = run_quick(out, "--gate-sds", "1e9")
