@@ -25,8 +25,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sgpo_curate.dataset_folder import (
@@ -60,6 +61,43 @@ class HubConflictError(HubError):
 
 class HubConnectionError(HubError):
     """The connection to the Hub broke, or the Hub answered with a server error; rerunning is safe."""
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """Where and how `publish` pushes (the `sgpo-curate publish` flags; names as in `hf upload`)."""
+
+    repo_id: str = field(metadata={"help": "The dataset repo, ORG/NAME (created when missing)."})
+    config_name: str | None = field(
+        default=None, metadata={"help": "Push only this config; default: every config in the folder."}
+    )
+    revision: str | None = field(
+        default=None, metadata={"help": "Branch to commit to (created from main when missing); default: main."}
+    )
+    private: bool = field(
+        default=False, metadata={"help": "Create the repo private (an existing repo keeps its visibility)."}
+    )
+    token: str | None = field(
+        default=None,
+        metadata={"help": "A token with write access; default: HF_TOKEN or the one `hf auth login` saved."},
+    )
+    commit_message: str | None = field(
+        default=None, metadata={"help": "The commit's title; default: 'Add sGPO config(s) NAMES'."}
+    )
+    create_pr: bool = field(
+        default=False, metadata={"help": "Open a pull request against main instead of committing to it."}
+    )
+
+    def __post_init__(self) -> None:
+        if not _REPO_ID.match(self.repo_id):
+            raise InputError(f"repo id {self.repo_id!r}: write ORG/NAME (letters, digits, '-', '_', '.')")
+        if self.create_pr and self.revision not in (None, "main"):
+            raise InputError(
+                f"a pull request is opened against main: drop --revision {self.revision!r} or --create-pr"
+            )
+
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
@@ -123,14 +161,11 @@ def publish(
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    if create_pr and revision not in (None, "main"):
-        raise InputError(
-            f"a pull request is opened against main: drop --revision {revision!r} or --create-pr"
-        )
+    PublishConfig(repo_id, config_name, revision, private, token, commit_message, create_pr)  # its checks
     folder = DatasetFolder(local_dir)
     summaries = _local_summaries(folder, config_name)
     api = HfApi(token=_resolve_token(token))
-    where = f"the Hub at {api.endpoint}, publishing to {repo_id}"
+    where = f"publishing to {repo_id} at {api.endpoint}"
     try:
         return _publish(api, folder, summaries, repo_id, revision, private, commit_message, create_pr)
     except HfHubHTTPError as exc:
@@ -146,7 +181,7 @@ def _http_error(exc, where: str, branch: str) -> BaseException:
     """The `HubError` for an HTTP error answer, or `exc` itself when it is not one we can explain."""
     status = getattr(exc.response, "status_code", None)
     if status in (401, 403):
-        return HubAuthError(f"{where}: the token was rejected (HTTP {status}): {TOKEN_HELP}")
+        return HubAuthError(f"{where}: the Hub rejected the token (HTTP {status}): {TOKEN_HELP}")
     if status == 412:
         return HubConflictError(
             f"{where}: someone else committed to {branch!r} while this publish was running (HTTP 412); "
