@@ -72,7 +72,8 @@ class PublishConfig:
         default=None, metadata={"help": "Push only this config; default: every config in the folder."}
     )
     revision: str | None = field(
-        default=None, metadata={"help": "Branch to commit to (created from main when missing); default: main."}
+        default=None,
+        metadata={"help": "Branch to commit to (created from main when missing); default: main."},
     )
     private: bool = field(
         default=False, metadata={"help": "Create the repo private (an existing repo keeps its visibility)."}

@@ -71,7 +71,19 @@ def run(queries, sampler, verifier, out_dir, engine="local"):
 
 
 def cli_args(model: str, out: Path, *extra: str) -> list[str]:
-    args = ["profile", "--model", model, "--dataset", "gsm8k", "--limit", "7", "--k", "3", "--sampling-seed", "1"]
+    args = [
+        "profile",
+        "--model",
+        model,
+        "--dataset",
+        "gsm8k",
+        "--limit",
+        "7",
+        "--k",
+        "3",
+        "--sampling-seed",
+        "1",
+    ]
     return [
         *args,
         "--max-new-tokens",
