@@ -280,7 +280,12 @@ class HubServer:
             self.state.faults.clear()
 
     def commit(
-        self, repo_id: str, files: dict[str, bytes], title: str, repo_type: str = "dataset", branch: str = "main"
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        title: str,
+        repo_type: str = "dataset",
+        branch: str = "main",
     ) -> Commit:
         """Commit `files` (added or replaced) directly: another writer, as seen by the clients under test."""
         with self.state.lock:

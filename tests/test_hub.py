@@ -408,7 +408,9 @@ def test_a_pull_request_with_its_message_and_an_explicit_token(hub, tmp_path):
     assert "hf_explicit" not in proc.stdout + proc.stderr
     assert set(hub.files(repo)) == {".gitattributes"}
     pr = hub.commits(repo, branch="refs/pr/1")[-1]
-    assert pr.title == "Add tiny-llama profiles" and "data/tiny-llama/train-00000-of-00001.parquet" in pr.files
+    assert (
+        pr.title == "Add tiny-llama profiles" and "data/tiny-llama/train-00000-of-00001.parquet" in pr.files
+    )
     both = sgpo(env, "publish", str(tmp_path / "curated"), "--repo", repo, "--create-pr", "--revision", "v2")
     assert both.returncode == 2 and "pull request is opened against main" in both.stderr
 
