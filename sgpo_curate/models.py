@@ -12,6 +12,7 @@ Run `python -m sgpo_curate.models smollm2-135m-instruct` to prepare the bundled 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import string
@@ -133,10 +134,13 @@ def bundled_model_path(name: str) -> Path:
     """A normal model folder for a bundled model, converted from its GGUF on first use.
 
     `save_pretrained` refuses a GGUF-loaded model, so the weights are copied into a model built from
-    the same config; the folder then reloads in under a second.
+    the same config; the folder then reloads in under a second. The GGUF's `quantization_config` is not
+    kept: the weights saved are plain tensors, and with it transformers' Trainer refuses to fine-tune the
+    model ("purely quantized models"). A folder converted before this fix is mended in place.
     """
     target = cache_dir() / "models" / name
     if (target / "config.json").exists() and (target / "tokenizer_config.json").exists():
+        _drop_gguf_quantization(target / "config.json")
         return target
     gguf = bundled_gguf(name)
     logger.info("converting bundled %s from %s to %s (once)", name, gguf.name, target)
@@ -145,7 +149,10 @@ def bundled_model_path(name: str) -> Path:
 
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = type(loaded)(loaded.config)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = type(loaded)(config)
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
     staging = target.with_name(target.name + ".partial")
@@ -153,6 +160,15 @@ def bundled_model_path(name: str) -> Path:
     tokenizer.save_pretrained(staging)
     staging.replace(target)  # atomic: a killed conversion never leaves a half folder behind
     return target
+
+
+def _drop_gguf_quantization(config_file: Path) -> None:
+    config = json.loads(config_file.read_text())
+    if (config.get("quantization_config") or {}).get("quant_method") == "gguf":
+        del config["quantization_config"]
+        scratch = config_file.with_name(config_file.name + ".tmp")
+        scratch.write_text(json.dumps(config, indent=2) + "\n")
+        os.replace(scratch, config_file)
 
 
 def hub_id(name_or_path: str) -> str | None:

@@ -32,3 +32,21 @@ def test_resolve_model_explains_unknown_names(tmp_path):
         assert all(name in str(exc) for name in BUNDLED_MODELS)
     else:
         raise AssertionError("an unknown model name must fail")
+
+
+def test_a_converted_folder_loses_the_gguf_quantization_config(tmp_path, monkeypatch):
+    """A GGUF `quantization_config` in a converted folder makes transformers' Trainer refuse to fine-tune it."""
+    import json
+
+    from sgpo_curate import models
+
+    folder = tmp_path / "models" / "smollm2-135m-instruct"
+    folder.mkdir(parents=True)
+    (folder / "tokenizer_config.json").write_text("{}")
+    config = {"model_type": "llama", "quantization_config": {"quant_method": "gguf"}, "hidden_size": 8}
+    (folder / "config.json").write_text(json.dumps(config))
+    monkeypatch.setattr(models, "cache_dir", lambda: tmp_path)
+    assert (
+        models.bundled_model_path("smollm2-135m-instruct") == folder
+    )  # an old conversion is mended in place
+    assert json.loads((folder / "config.json").read_text()) == {"model_type": "llama", "hidden_size": 8}

@@ -17,6 +17,7 @@ import pytest
 from sgpo_curate.adaptive import StoppingRule
 from sgpo_curate.cli import main
 from sgpo_curate.config import AdaptiveConfig, ProfileConfig, PromptConfig, SamplingConfig
+from sgpo_curate.models import resolve_model
 from sgpo_curate.policy import BetaMixture
 from sgpo_curate.profiling import (
     RUN_FILE,
@@ -466,6 +467,8 @@ def test_bundled_smollm2_profiles_two_queries(tmp_path):
     assert all(r in (0.0, 1.0) for p in profiles for r in p.rewards)
     assert summary.num_parameters > 100_000_000
     assert any(len(text.split()) > 3 for p in profiles for text in p.completions)  # real words, not noise
+    config = json.loads((Path(resolve_model("smollm2-135m-instruct")) / "config.json").read_text())
+    assert "quantization_config" not in config  # else transformers' Trainer refuses to fine-tune it
 
 
 def test_adaptive_profile_holds_the_first_samples_of_the_fixed_k_profile(queries, sampler, tmp_path):
