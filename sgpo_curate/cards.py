@@ -691,7 +691,7 @@ def render_model_card(summary: TrainingSummary, existing: str | None = None) -> 
         "pipeline_tag": "text-generation",
         "tags": ["sgpo-curate", "sgpo", "grpo", "trl", "rlvr", PAPER_TAG],
     }
-    if summary.base_model:
+    if summary.base_model and not Path(summary.base_model).exists():  # a Hub id, not a local folder
         meta["base_model"] = summary.base_model
     if summary.dataset and "/" in summary.dataset:
         meta["datasets"] = [summary.dataset]
@@ -710,6 +710,16 @@ def render_model_card(summary: TrainingSummary, existing: str | None = None) -> 
         )
     )
     return join_card(meta, merge_body(old_body, body, existing_is_ours=False))
+
+
+def model_identity(model: Any) -> dict[str, Any]:
+    """`base_model` and `base_model_revision` of a `transformers` model for `TrainingSummary`: the name or
+    folder it was loaded from, and the Hub commit when it came from the Hub."""
+    config = getattr(model, "config", None)
+    return {
+        "base_model": getattr(config, "_name_or_path", None) or None,
+        "base_model_revision": getattr(config, "_commit_hash", None),
+    }
 
 
 def dataset_identity(dataset: Any) -> dict[str, Any]:
