@@ -56,7 +56,7 @@ def curated_pair(folder: Path, predictor: tuple[str, Path], target: tuple[str, P
     """Curate both profiles into `folder` as two configs (the card compares them); return the comparison."""
     shutil.rmtree(folder, ignore_errors=True)
     for name, profile_dir in (target, predictor):  # the predictor last: its summary stores the comparison
-        profiles = load_profiles(profile_dir)
+        profiles = load_profiles(profile_dir, completions=True)  # the raw config holds them
         profiles = first_samples(profiles, k) if k else profiles
         profiles = [dataclasses.replace(p, model=name) for p in profiles]
         write_curated(

@@ -38,7 +38,9 @@ from sgpo_curate.verifiers.math import MathVerifier
 # tokens/s, a third-party figure collected at morphllm.com/vllm-benchmarks. Not measured here.
 GPU_TOKENS_PER_S = 12_500
 MATH_CHECKS_PER_CORE = 180  # DESIGN.md, distinct math-verify checks/s per core (the slow end; GSM8K: ~1000)
-CODE_RUNS_PER_CORE = 43  # benchmarks/results/sandbox.md, full isolation, 1 worker
+# benchmarks/results/sandbox.md: the judged CodeVerifier under full isolation, 1 worker (134 ms per execution
+# on a loaded machine); the verdict a user gets, so the plan does not assume the cheaper plain runner.
+CODE_RUNS_PER_CORE = 7.5
 GPU_COUNTS = (1, 8, 64, 256)
 
 

@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -33,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from sgpo_curate.adaptive import decide
-from sgpo_curate.cards import SUMMARY_DIR
+from sgpo_curate.dataset_folder import ComparisonRow, ConfigSummary, DatasetFolder, remote_patterns
+from sgpo_curate.errors import InputError
 from sgpo_curate.policy import difficulty_bucket, get_group_size_rule
 
 
@@ -132,7 +132,7 @@ def compare_profiles(
     b = {r.id: r for r in rows_b if r.num_samples > 0}
     ids = sorted(a.keys() & b.keys())
     if len(ids) < 2:
-        raise ValueError(
+        raise InputError(
             f"configs {name_a!r} and {name_b!r} share {len(ids)} profiled queries; comparing needs at least 2"
         )
     settings = dict(b_settings or {})
@@ -244,7 +244,7 @@ class ConfigData:
     """A config's rows and its summary (`curation/<config>.json`)."""
 
     name: str
-    summary: dict[str, Any]
+    summary: ConfigSummary
     rows: list[ConfigRow]
 
 
@@ -255,36 +255,30 @@ def load_config_rows(repo_or_dir: str | os.PathLike, config_name: str) -> Config
     Raises:
         FileNotFoundError: no such folder or config.
     """
-    root = _local_root(repo_or_dir, config_name)
-    summary_file = root / SUMMARY_DIR / f"{config_name}.json"
-    if not summary_file.exists():
-        found = sorted(p.stem for p in (root / SUMMARY_DIR).glob("*.json"))
-        raise FileNotFoundError(
-            f"no config {config_name!r} in {repo_or_dir}; configs: {', '.join(found) or 'none'}"
-        )
-    summary = json.loads(summary_file.read_text(encoding="utf-8"))
-    return ConfigData(config_name, summary, _read_rows(root, summary))
+    folder = _local_folder(repo_or_dir, config_name)
+    return ConfigData(config_name, folder.read_summary(config_name), _read_rows(folder, config_name))
 
 
-def _local_root(repo_or_dir: str | os.PathLike, config_name: str) -> Path:
+def _local_folder(repo_or_dir: str | os.PathLike | DatasetFolder, config_name: str) -> DatasetFolder:
+    if isinstance(repo_or_dir, DatasetFolder):
+        return repo_or_dir
     path = Path(repo_or_dir)
     if path.exists():
-        return path
+        return DatasetFolder(path)
     if str(repo_or_dir).count("/") != 1:
         raise FileNotFoundError(f"{repo_or_dir!r} is neither a folder nor a Hub dataset repo ORG/NAME")
     from huggingface_hub import snapshot_download
 
-    patterns = [f"{SUMMARY_DIR}/*.json", f"data/{config_name}/*", f"raw/{config_name}/*"]
-    return Path(snapshot_download(str(repo_or_dir), repo_type="dataset", allow_patterns=patterns))
+    patterns = remote_patterns(config_name)
+    return DatasetFolder(snapshot_download(str(repo_or_dir), repo_type="dataset", allow_patterns=patterns))
 
 
-def _read_rows(root: Path, summary: Mapping[str, Any]) -> list[ConfigRow]:
+def _read_rows(folder: DatasetFolder, config_name: str) -> list[ConfigRow]:
     import pyarrow.parquet as pq
 
-    raw = summary.get("raw_data_files")
-    files = sorted(root.glob(raw)) if raw else []
+    files = folder.raw_files(config_name)
     with_rewards = bool(files)
-    files = files or sorted(root.glob(summary["data_files"]))
+    files = files or folder.data_files(config_name)
     columns = ["id", "num_correct", "num_samples"] + (["rewards"] if with_rewards else [])
     rows = []
     for f in files:
@@ -301,9 +295,9 @@ def compare_configs(a: ConfigData, b: ConfigData) -> Comparison:
         b.rows,
         name_a=a.name,
         name_b=b.name,
-        model_a=str(a.summary.get("model", "")),
-        model_b=str(b.summary.get("model", "")),
-        b_settings=b.summary.get("curate_config") or {},
+        model_a=a.summary.model,
+        model_b=b.summary.model,
+        b_settings=asdict(b.summary.curation),
     )
 
 
@@ -316,18 +310,22 @@ def compare(repo_or_dir: str | os.PathLike, config_a: str, config_b: str) -> Com
     return compare_configs(load_config_rows(repo_or_dir, config_a), load_config_rows(repo_or_dir, config_b))
 
 
-def comparisons_with_others(out_dir: str | os.PathLike, config_name: str) -> list[dict[str, Any]]:
+def comparisons_with_others(
+    out_dir: str | os.PathLike | DatasetFolder, config_name: str
+) -> list[ComparisonRow]:
     """This config compared with every other config of a curated folder (as predictor A of each), for its
     summary; pairs with fewer than 2 shared queries are skipped."""
-    root = Path(out_dir)
-    others = sorted(p.stem for p in (root / SUMMARY_DIR).glob("*.json") if p.stem != config_name)
+    folder = out_dir if isinstance(out_dir, DatasetFolder) else DatasetFolder(out_dir)
+    others = [name for name in folder.config_names() if name != config_name]
     if not others:
         return []
-    this = load_config_rows(root, config_name)
+    this = load_config_rows(folder, config_name)
     out = []
     for other in others:
         try:
-            out.append(compare_configs(this, load_config_rows(root, other)).to_dict())
-        except ValueError:
+            out.append(
+                ComparisonRow.from_dict(compare_configs(this, load_config_rows(folder, other)).to_dict())
+            )
+        except InputError:
             continue  # too few shared queries to say anything
     return out

@@ -4,32 +4,38 @@
 drop trivial queries (all k samples correct), keep a seeded fraction of unsolvable ones (none correct),
 optionally keep only a pass-rate band, give every kept query a recommended GRPO group size and a
 curriculum rank, and say what the choice should buy (expected informative groups and rollouts per epoch
-against uniform-G GRPO). Every dropped profile is counted under one reason and kept in `rejects`.
+against uniform-G GRPO). Every dropped profile becomes a `Reject` with one reason. `CurateConfig(filter=False)`
+keeps every verifiable query (an unfiltered baseline).
 
-`write_curated(result, out_dir, run_info)` writes the Hub layout that `load_dataset(out_dir, config)` and
-`publish` understand:
-
-    out_dir/README.md                                   card listing every config in out_dir
-    out_dir/data/<config>/train-00000-of-00001.parquet  the curated rows, in curriculum order
-    out_dir/plots/<config>/*.png                        the card's pictures
-    out_dir/curation/<config>.json                      run info + counts the card is rendered from
-    out_dir/rejects/<config>.jsonl                      dropped ids with their reason (not published)
+`write_curated(result, out_dir, run_info)` writes one config into a dataset folder (`sgpo_curate.dataset_folder`
+owns its layout: rows, raw profiles, plots, summary, rejects) and re-renders the folder's card
+(`sgpo_curate.cards`) for every config in it, so several models curated into one folder sit side by side.
 
 Run it with `sgpo-curate curate PROFILE_DIR --out DIR`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from sgpo_curate.dataset_folder import (
+    COLUMNS,
+    ConfigSummary,
+    CurationSettings,
+    DatasetFolder,
+    RunInfo,
+    dataset_features,
+    pass_rate_histogram,
+)
+from sgpo_curate.errors import InputError
 from sgpo_curate.policy import (
     DROP_REASONS,
     ESTIMATORS,
@@ -47,32 +53,11 @@ from sgpo_curate.policy import (
     seeded_subset,
     wilson_interval,
 )
-from sgpo_curate.records import QueryProfile
+from sgpo_curate.records import QueryProfile, Reject
 from sgpo_curate.rewards import verifier_columns
 
 logger = logging.getLogger(__name__)
 
-# Column order of a published config (DESIGN.md, "Column conventions"). `solution` and `code_prompt`
-# are what a verifier needs besides `answer`/`tests`/`entry_point` (see `sgpo_curate.rewards`).
-COLUMNS = (
-    "id",
-    "source",
-    "domain",
-    "prompt",
-    "answer",
-    "solution",
-    "tests",
-    "entry_point",
-    "code_prompt",
-    "num_samples",
-    "num_correct",
-    "pass_rate",
-    "group_size",
-    "difficulty",
-    "curriculum_rank",
-)
-
-DATA_FILE = "train-00000-of-00001.parquet"
 _CONFIG_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -147,28 +132,28 @@ class CurateConfig:
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
-            raise ValueError(f"CurateConfig.estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+            raise InputError(f"CurateConfig.estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         if self.order not in ORDERS:
-            raise ValueError(f"CurateConfig.order must be one of {ORDERS}, got {self.order!r}")
+            raise InputError(f"CurateConfig.order must be one of {ORDERS}, got {self.order!r}")
         if not 1 <= self.g_min <= self.g_max:
-            raise ValueError(
+            raise InputError(
                 f"CurateConfig needs 1 <= g_min <= g_max, got g_min={self.g_min}, g_max={self.g_max}"
             )
         if self.uniform_group_size < 1:
-            raise ValueError(f"CurateConfig.uniform_group_size must be >= 1, got {self.uniform_group_size}")
+            raise InputError(f"CurateConfig.uniform_group_size must be >= 1, got {self.uniform_group_size}")
         if not 0 <= self.unsolvable_keep_fraction <= 1:
-            raise ValueError(
+            raise InputError(
                 f"CurateConfig.unsolvable_keep_fraction must be in [0, 1], got {self.unsolvable_keep_fraction}"
             )
         low = 0.0 if self.min_pass_rate is None else self.min_pass_rate
         high = 1.0 if self.max_pass_rate is None else self.max_pass_rate
         if not 0 <= low <= high <= 1:
-            raise ValueError(
+            raise InputError(
                 f"CurateConfig needs 0 <= min_pass_rate <= max_pass_rate <= 1, got {self.min_pass_rate}, "
                 f"{self.max_pass_rate}"
             )
         if self.config_name is not None and not _CONFIG_NAME_RE.match(self.config_name):
-            raise ValueError(
+            raise InputError(
                 f"CurateConfig.config_name {self.config_name!r}: use letters, digits, '.', '_', '-'"
             )
         self.make_rule()  # unknown names fail here, listing valid ones
@@ -176,16 +161,6 @@ class CurateConfig:
     def make_rule(self) -> GroupSizeRule:
         """The configured group-size rule, ready to use."""
         return get_group_size_rule(self.rule, self.uniform_group_size, probability=self.coverage_probability)
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A dropped profile and why."""
-
-    id: str
-    reason: str
-    num_correct: int
-    num_samples: int
 
 
 @dataclass
@@ -199,7 +174,8 @@ class CurationResult:
         model (`str`): the profiled model.
         num_profiles (`int`): profiles given to `curate`.
         drops (`dict[str, int]`): dropped profiles per reason (every reason listed, zeros included).
-        rejects (`list[Reject]`): every dropped profile with its reason.
+        rejects (`list[Reject]`): every dropped profile with its reason (stage `curation`, key = query id,
+            detail = its counts).
         signal (`ExpectedSignal`): rollouts and informative groups per epoch, rule vs uniform G.
         pool_pass_rates (`list[float]`): raw p̂ of every verifiable profile (for the card's histogram).
         posterior_informative_fraction (`float`): informative-group share averaged over the Beta posterior
@@ -228,52 +204,34 @@ class CurationResult:
     def num_dropped(self) -> int:
         return sum(self.drops.values())
 
-    def write_rejects(self, path: str | Path) -> Path:
-        """Write the rejects as JSON lines (`id`, `reason`, `num_correct`, `num_samples`)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as fh:
-            for reject in self.rejects:
-                fh.write(json.dumps(asdict(reject)) + "\n")
-        return path
-
-    def summary(self, run_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """A JSON-able record of this config, what the dataset card is rendered from."""
+    def summary(self, run_info: RunInfo | Mapping[str, Any] | None = None) -> ConfigSummary:
+        """What the card and the plots of this config are rendered from (`curation/<config>.json`)."""
         difficulty = Counter(self.dataset["difficulty"])
-        group_sizes = Counter(self.dataset["group_size"])
-        return {
-            "config_name": self.config_name,
-            "model": self.model,
-            "run_info": dict(run_info or {}),
-            "curate_config": asdict(self.config),
-            "num_profiles": self.num_profiles,
-            "num_rows": self.num_kept,
-            "drops": dict(self.drops),
-            "difficulty_counts": {
+        group_sizes = list(self.dataset["group_size"])
+        pass_rates = list(self.dataset["pass_rate"])
+        kept_raw = [
+            c / n for c, n in zip(self.dataset["num_correct"], self.dataset["num_samples"], strict=True)
+        ]
+        run = run_info if isinstance(run_info, RunInfo) else RunInfo.from_dict(run_info)
+        return ConfigSummary(
+            config_name=self.config_name,
+            model=self.model,
+            run=run,
+            curation=CurationSettings.from_dict(vars(self.config)),
+            num_profiles=self.num_profiles,
+            num_rows=self.num_kept,
+            drops=dict(self.drops),
+            difficulty_counts={
                 name: difficulty.get(name, 0) for name in ("easy", "medium", "hard", "unsolved")
             },
-            "group_size_counts": {str(g): group_sizes[g] for g in sorted(group_sizes)},
-            "signal": _finite(self.signal.to_dict()),
-            "posterior_informative_fraction": _finite_value(self.posterior_informative_fraction),
-            "group_size_uncertain_fraction": _finite_value(self.group_size_uncertain_fraction),
-            "data_files": f"data/{self.config_name}/train-*",
-            "plots": {name: f"plots/{self.config_name}/{file}" for name, file in PLOT_FILES.items()},
-        }
-
-
-PLOT_FILES = {
-    "pass_rate_histogram": "pass_rate_histogram.png",
-    "group_size_distribution": "group_size_distribution.png",
-    "rollouts_vs_uniform": "rollouts_vs_uniform.png",
-}
-
-
-def _finite_value(value: float) -> float | None:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def _finite(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _finite_value(value) for key, value in values.items()}
+            group_size_counts=dict(sorted(Counter(group_sizes).items())),
+            signal=self.signal,
+            posterior_informative_fraction=self.posterior_informative_fraction,
+            group_size_uncertain_fraction=self.group_size_uncertain_fraction,
+            informative_rollouts=informative_rollouts(pass_rates, group_sizes),
+            pool_histogram=pass_rate_histogram(self.pool_pass_rates),
+            kept_histogram=pass_rate_histogram(kept_raw),
+        )
 
 
 def default_config_name(model: str) -> str:
@@ -307,8 +265,7 @@ def curate(profiles: Iterable[QueryProfile], config: CurateConfig | None = None)
     profiles = list(profiles)
     model = _single_model(profiles)
     counted = [_Counted(p, p.num_correct, p.num_samples) for p in profiles]  # count each reward list once
-    rejects: list[Reject] = []
-    candidates, unsolved = _filter(counted, config, rejects)
+    candidates, unsolved, rejects = _filter(counted, config)
     keep_fraction = config.unsolvable_keep_fraction if config.filter else 1.0
     keep_unsolved = seeded_subset([c.profile.id for c in unsolved], keep_fraction, config.seed)
     for item in unsolved:
@@ -366,7 +323,7 @@ class _Counted(NamedTuple):
 def _single_model(profiles: Sequence[QueryProfile]) -> str:
     models = sorted({p.model for p in profiles})
     if len(models) != 1:
-        raise ValueError(
+        raise InputError(
             f"curate needs the profiles of exactly one model (one dataset config per model), got {models or 'none'}"
         )
     return models[0]
@@ -383,16 +340,18 @@ def _unique(items: Iterable[_Counted]) -> list[_Counted]:
 
 
 def _reject(item: _Counted, reason: str) -> Reject:
-    return Reject(item.profile.id, reason, item.correct, item.samples)
+    detail = {"num_correct": item.correct, "num_samples": item.samples}
+    return Reject("curation", item.profile.query.source, item.profile.id, reason, detail)
 
 
 def _filter(
-    items: Sequence[_Counted], config: CurateConfig, rejects: list[Reject]
-) -> tuple[list[_Counted], list[_Counted]]:
-    """Split into kept partially-solved profiles and unsolvable candidates; append the rest to rejects."""
+    items: Sequence[_Counted], config: CurateConfig
+) -> tuple[list[_Counted], list[_Counted], list[Reject]]:
+    """Split into kept partially-solved profiles, unsolvable candidates and rejects (with their reason)."""
     seen: set[str] = set()
     kept: list[_Counted] = []
     unsolved: list[_Counted] = []
+    rejects: list[Reject] = []
     for item in items:
         reason = _drop_reason(item, config, seen)
         seen.add(item.profile.id)
@@ -402,7 +361,7 @@ def _filter(
             unsolved.append(item)
         else:
             kept.append(item)
-    return kept, unsolved
+    return kept, unsolved, rejects
 
 
 def _drop_reason(item: _Counted, config: CurateConfig, seen: set[str]) -> str | None:
@@ -465,29 +424,11 @@ def _mean(values: Iterable[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def dataset_features():
-    """The `datasets.Features` of a curated config (DESIGN.md columns)."""
-    from datasets import Features, List, Value
+def informative_rollouts(pass_rates: Sequence[float], group_sizes: Sequence[int]) -> float:
+    """Expected rollouts in informative groups: the sum of G x P(a group of G is not all equal) at p = p̂."""
+    from sgpo_curate.policy import informative_probability
 
-    return Features(
-        {
-            "id": Value("string"),
-            "source": Value("string"),
-            "domain": Value("string"),
-            "prompt": List({"role": Value("string"), "content": Value("string")}),
-            "answer": Value("string"),
-            "solution": Value("string"),
-            "tests": Value("string"),
-            "entry_point": Value("string"),
-            "code_prompt": Value("string"),
-            "num_samples": Value("int64"),
-            "num_correct": Value("int64"),
-            "pass_rate": Value("float64"),
-            "group_size": Value("int64"),
-            "difficulty": Value("string"),
-            "curriculum_rank": Value("int64"),
-        }
-    )
+    return sum(g * informative_probability(p, g) for p, g in zip(pass_rates, group_sizes, strict=True))
 
 
 def _to_dataset(rows: Sequence[Mapping[str, Any]]):
@@ -505,77 +446,9 @@ def _to_dataset(rows: Sequence[Mapping[str, Any]]):
 # --------------------------------------------------------------------------- writing
 
 
-RAW_DIR = "raw"
-# What profiling saw for every query (kept or not), with the columns a verifier needs to re-score it.
-RAW_COLUMNS = (
-    "id",
-    "source",
-    "domain",
-    "prompt",
-    "answer",
-    "solution",
-    "tests",
-    "entry_point",
-    "code_prompt",
-    "model",
-    "num_samples",
-    "num_correct",
-    "pass_rate",
-    "rewards",
-    "completion_tokens",
-    "prompt_tokens",
-    "completions",
-)
-
-
-def raw_features():
-    """The `datasets.Features` of a `-raw` config."""
-    from datasets import Features, List, Value
-
-    types = {
-        **dataset_features(),
-        "model": Value("string"),
-        "rewards": List(Value("float64")),
-        "completion_tokens": List(Value("int64")),
-        "prompt_tokens": Value("int64"),
-        "completions": List(Value("string")),
-    }
-    return Features({name: types[name] for name in RAW_COLUMNS})
-
-
-def _raw_row(profile: QueryProfile) -> dict[str, Any]:
-    return {
-        **verifier_columns(profile.query),
-        "prompt": profile.query.messages,
-        "model": profile.model,
-        "num_samples": profile.num_samples,
-        "num_correct": profile.num_correct,
-        "pass_rate": profile.pass_rate,
-        "rewards": list(profile.rewards),
-        "completion_tokens": list(profile.completion_tokens),
-        "prompt_tokens": profile.prompt_tokens,
-        "completions": list(profile.completions),
-    }
-
-
-def _write_raw(profiles: Iterable[QueryProfile], path: Path) -> str:
-    """Per-sample rewards and completions of every profiled query (kept or not), in id order."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows = sorted((_raw_row(p) for p in profiles), key=lambda row: row["id"])
-    features = raw_features()
-    table = pa.Table.from_pydict(
-        {name: [row[name] for row in rows] for name in RAW_COLUMNS}, schema=features.arrow_schema
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
-    return f"{RAW_DIR}/{path.parent.name}/train-*"
-
-
 @dataclass(frozen=True)
 class CuratedFiles:
-    """Paths `write_curated` wrote, all under `out_dir`."""
+    """Paths `write_curated` wrote, all under `out_dir` (`sgpo_curate.dataset_folder` names them)."""
 
     out_dir: Path
     config_name: str
@@ -584,66 +457,64 @@ class CuratedFiles:
     summary: Path
     rejects: Path
     plots: dict[str, Path]
+    raw_file: Path | None = None
 
 
 def write_curated(
     result: CurationResult,
-    out_dir: str | Path,
-    run_info: Mapping[str, Any] | None = None,
-    profiles: Iterable[QueryProfile] | None = None,
+    out_dir: str | os.PathLike,
+    run_info: RunInfo | Mapping[str, Any] | None = None,
+    profiles: Iterable[QueryProfile] | str | os.PathLike | None = None,
 ) -> CuratedFiles:
-    """Write one curated config (parquet, plots, summary, rejects) and re-render the card for every config
-    in `out_dir`, so several models curated into the same folder sit side by side. With `profiles`, the
+    """Write one curated config (rows, plots, summary, rejects) and re-render the card for every config in
+    `out_dir`, so several models curated into the same folder sit side by side. With `profiles`, the
     per-sample rewards and raw completions of every profiled query go to a `<config>-raw` config beside it.
 
     Args:
         result (`CurationResult`): what `curate` returned.
         out_dir (`str` or `Path`): the dataset folder (created if missing); `load_dataset(out_dir, config)`
-            and `publish(out_dir, ...)` read it.
-        run_info (`Mapping`, *optional*): how the profiles were made (`load_run_info(profile_dir)`: model,
-            revision, sampling, verifier, source, license, date, versions); shown in the card.
-        profiles (`Iterable[QueryProfile]`, *optional*): the profiles `result` was curated from; written
-            as the `raw` config (`RAW_COLUMNS`: the verifier's columns, per-sample rewards and completions).
+            and `publish(out_dir, ...)` read it. A README.md there keeps its text outside our markers.
+        run_info (`RunInfo` or `Mapping`, *optional*): how the profiles were made (`load_run_info(profile_dir)`:
+            model, revision, sampling, verifier, source, license, date, versions); shown in the card.
+        profiles (*optional*): what the `raw` config is written from: the profiling folder (or its
+            profiles.parquet), streamed in batches so the completions of a million queries never sit in
+            memory at once, or the `QueryProfile`s `result` was curated from.
 
     Returns:
         `CuratedFiles`: the written paths.
 
     Raises:
-        `ValueError`: no row was kept (an empty parquet file is unreadable by `datasets`).
+        `InputError`: no row was kept (an empty parquet file is unreadable by `datasets`).
     """
-    import pyarrow.parquet as pq
-
-    from sgpo_curate.cards import render_card_from_dir, render_plots
+    from sgpo_curate.cards import render_card, render_plots
     from sgpo_curate.compare import comparisons_with_others
 
     if result.num_kept == 0:
         # `datasets` cannot read a parquet file without rows, so an empty config would break every reader.
         dropped = ", ".join(f"{k} {v}" for k, v in result.drops.items() if v)
-        raise ValueError(
+        raise InputError(
             f"no query of {result.model} survived curation (dropped: {dropped}); keep more "
             "(e.g. a higher unsolvable_keep_fraction or a wider pass-rate band) or profile more queries"
         )
-    out_dir = Path(out_dir)
+    folder = DatasetFolder(out_dir)
     name = result.config_name
-    data_file = out_dir / "data" / name / DATA_FILE
-    data_file.parent.mkdir(parents=True, exist_ok=True)
     # pyarrow directly: same file as `Dataset.to_parquet` (features in the schema metadata), no progress bar
-    pq.write_table(result.dataset.with_format("arrow")[:], data_file)
-    plots = render_plots(result, out_dir / "plots" / name)
-    summary_file = out_dir / "curation" / f"{name}.json"
-    summary_file.parent.mkdir(parents=True, exist_ok=True)
-    summary = result.summary(run_info)
-    if profiles is not None:
-        summary["raw_data_files"] = _write_raw(profiles, out_dir / RAW_DIR / name / DATA_FILE)
-    summary_file.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    data_file = folder.write_rows(name, result.dataset.with_format("arrow")[:])
+    raw_file = folder.write_raw(name, profiles) if profiles is not None else None
+    summary = replace(
+        result.summary(run_info),
+        has_raw=raw_file is not None,
+        data_fingerprint=folder.fingerprint(folder.data_files(name)),
+        raw_fingerprint=folder.fingerprint(folder.raw_files(name)) if raw_file else "",
+    )
+    plots = render_plots(summary, folder.plot_dir(name))
+    summary_file = folder.write_summary(summary)
     comparisons = comparisons_with_others(
-        out_dir, name
+        folder, name
     )  # several models in one folder: the card compares them
     if comparisons:
-        summary["comparisons"] = comparisons
-        summary_file.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    rejects = result.write_rejects(out_dir / "rejects" / f"{name}.jsonl")
-    card = out_dir / "README.md"
-    card.write_text(render_card_from_dir(out_dir), encoding="utf-8")
-    logger.info("wrote config %r (%d rows) to %s", name, result.num_kept, out_dir)
-    return CuratedFiles(out_dir, name, data_file, card, summary_file, rejects, plots)
+        summary_file = folder.write_summary(replace(summary, comparisons=tuple(comparisons)))
+    rejects = folder.write_rejects(name, result.rejects)
+    card = folder.write_card(render_card(folder.read_summaries(), existing=folder.read_card()))
+    logger.info("wrote config %r (%d rows) to %s", name, result.num_kept, folder.root)
+    return CuratedFiles(folder.root, name, data_file, card, summary_file, rejects, plots, raw_file)

@@ -15,8 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sgpo_curate.config import ProfileConfig, PromptConfig, SamplingConfig
+
+if TYPE_CHECKING:
+    from sgpo_curate.curation import CurateConfig, CuratedFiles, CurationResult
+    from sgpo_curate.hub import PublishResult
+    from sgpo_curate.profiling import ProfileSummary
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_DATASET = "arithmetic"
@@ -35,11 +41,11 @@ DEFAULT_SAMPLING = SamplingConfig(k=4, max_new_tokens=128, temperature=0.5, batc
 class PipelineResult:
     """What each stage produced."""
 
-    profile_summary: object
-    curation: object
-    files: object
-    published: object | None = None
-    run_info: dict | None = None
+    profile_summary: ProfileSummary
+    curation: CurationResult
+    files: CuratedFiles
+    published: PublishResult | None = None
+    run_info: dict[str, Any] | None = None
 
     def reward_line(self) -> str:
         """Which reward produced the pass rates (the card says it too)."""
@@ -63,7 +69,7 @@ def run_pipeline(
     model: str = DEFAULT_MODEL,
     limit: int | None = DEFAULT_LIMIT,
     sampling: SamplingConfig = DEFAULT_SAMPLING,
-    curate_config=None,
+    curate_config: CurateConfig | None = None,
     push_to_hub: str | None = None,
     progress: bool = True,
     prompt: PromptConfig = QUICKSTART_PROMPT,
@@ -102,10 +108,9 @@ def run_pipeline(
         prompt=prompt,
         math_extraction=math_extraction,
     )
-    profiles = load_profiles(profile_dir)
-    result = curate(profiles, curate_config)
+    result = curate(load_profiles(profile_dir), curate_config)
     run_info = load_run_info(profile_dir)
-    files = write_curated(result, out_dir / "dataset", run_info, profiles=profiles)
+    files = write_curated(result, out_dir / "dataset", run_info, profiles=profile_dir)
     published = None
     if push_to_hub:
         from sgpo_curate.hub import publish

@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 
 from sgpo_curate._extras import requires
 from sgpo_curate.config import SamplingConfig
+from sgpo_curate.errors import InputError
 from sgpo_curate.profiling import ChunkResult, verify_chunk
 from sgpo_curate.records import Query
 from sgpo_curate.registry import ENGINES
@@ -146,7 +147,7 @@ class RayEngine:
         try:
             ray.init(address=self.address)
         except ConnectionError as exc:  # `auto` with no cluster running: a bad address, not a crash
-            raise ValueError(
+            raise InputError(
                 f"no Ray cluster at --ray-address {self.address!r} ({exc}); start one with `ray start --head` "
                 "(and `ray start --address HEAD_IP:6379` on the other nodes), or leave --ray-address out "
                 "to start a local instance"
@@ -161,8 +162,9 @@ class RayEngine:
         data = self._pipeline(data, sampler, verifier, sampling, self.pool_sizes(ray.cluster_resources()))
         for row in data.iter_rows():
             index = int(row["index"])
+            verdicts = pickle.loads(row["verdicts"])
             yield ChunkResult(
-                index, tuple(chunks[index]), pickle.loads(row["samples"]), pickle.loads(row["rewards"])
+                index, tuple(chunks[index]), pickle.loads(row["samples"]), verdicts.rewards, verdicts.tampered
             )
 
     def _pipeline(self, data, sampler: SamplerSpec, verifier, sampling, sizes: PoolSizes):
@@ -233,17 +235,20 @@ class _Generate:
 
 
 class _Verify:
-    """Stage 2: the verifier on CPUs, overlapping stage 1; the queries stay behind (the driver has them)."""
+    """Stage 2: the verifier on CPUs, overlapping stage 1; the queries stay behind (the driver has them).
+
+    Each actor holds its own copy of the verifier, so what it counts (tampered verdicts) never reaches the
+    driver's copy: the count travels with the chunk's rewards (`Verdicts`)."""
 
     def __init__(self, verifier):
         self.verifier = verifier
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        rewards = [
+        verdicts = [
             pickle.dumps(verify_chunk(self.verifier, pickle.loads(queries), pickle.loads(samples)))
             for queries, samples in zip(batch["queries"], batch["samples"], strict=True)
         ]
-        return {"index": batch["index"], "samples": batch["samples"], "rewards": rewards}
+        return {"index": batch["index"], "samples": batch["samples"], "verdicts": verdicts}
 
     def __del__(self) -> None:  # Ray Data deletes the UDF when the pool shuts down: stop its workers
         close = getattr(self.verifier, "close", None)

@@ -1,4 +1,5 @@
-"""The records that flow between stages: `Query` (what to profile) and `QueryProfile` (what profiling found).
+"""The records that flow between stages: `Query` (what to profile), `QueryProfile` (what profiling found) and
+`Reject` (what was dropped on the way, and why).
 
 Every stage takes and returns these frozen dataclasses rather than loose dicts, so a typo in a field
 name fails at once instead of silently writing a wrong column. `to_row` / `from_row` are the only
@@ -173,3 +174,49 @@ class QueryProfile:
             prompt_tokens=int(row["prompt_tokens"]),
             completions=tuple(row.get("completions") or ()),
         )
+
+
+REJECT_STAGES = ("source", "curation")
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Something dropped on its way to the dataset, and why: every drop has one, counted and written out.
+
+    A source yields one for a row that cannot become a `Query` (it travels through the profiling stream
+    beside the queries and lands in the shard's `rejects.jsonl`); curation makes one for every profile the
+    policy drops (`rejects/<config>.jsonl` of the dataset folder).
+
+    Args:
+        stage (`str`): `"source"` (a source row) or `"curation"` (a profile).
+        source (`str`): the source dataset the row or query came from.
+        key (`str`): the row's key in its source (`"3"`, `"line 14"`), or the query id for curation.
+        reason (`str`): why, e.g. `"field 'q' is empty"` or `"trivial"`.
+        detail (`Mapping`): the row as read (source), or the profile's counts (curation).
+
+    Example:
+        >>> Reject("curation", "gsm8k", "gsm8k/3", "trivial", {"num_correct": 8, "num_samples": 8}).to_json()
+        '{"stage": "curation", "source": "gsm8k", "key": "gsm8k/3", "reason": "trivial", "detail": {"num_correct": 8, "num_samples": 8}}'
+    """
+
+    stage: str
+    source: str
+    key: str
+    reason: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.stage not in REJECT_STAGES:
+            raise ValueError(f"Reject {self.key!r}: stage must be one of {REJECT_STAGES}, got {self.stage!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "source": self.source,
+            "key": self.key,
+            "reason": self.reason,
+            "detail": dict(self.detail),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), default=str)

@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from sgpo_curate.curation import CurateConfig, curate
+from sgpo_curate.dataset_folder import DatasetFolder
+from sgpo_curate.errors import InputError
 from sgpo_curate.policy import BetaMixture, group_signal, zero_advantage_probability
 from sgpo_curate.records import Query, QueryProfile
 
@@ -262,7 +264,7 @@ def simulate(
         raise ValueError(f"unknown prior {prior!r}; valid priors: {', '.join(PRIORS)}")
     pool = [c for c in counts if c[2] > 0]
     if not pool:
-        raise ValueError("the pool has no query with verified samples")
+        raise InputError("the pool has no query with verified samples")
     planned = resample(pool, scale, seed) if scale else pool
     belief = BetaMixture.fit([(c, n) for _, c, n in pool]) if prior == "fitted" else BetaMixture.flat()
     profiles = _profiles(planned)
@@ -361,33 +363,30 @@ def load_counts(path: str | os.PathLike, config_name: str | None = None) -> list
     """
     import pyarrow.parquet as pq
 
-    from sgpo_curate.cards import read_summaries
-
     path = Path(path)
     if path.is_file():
         files = [path]
     elif (path / "profiles.parquet").exists():
         files = [path / "profiles.parquet"]
     else:
-        files = _curated_files(path, read_summaries(path), config_name)
+        files = _curated_files(DatasetFolder(path), config_name)
     columns = ["id", "num_correct", "num_samples"]
     rows = [row for f in files for row in pq.read_table(f, columns=columns).to_pylist()]
     return [(str(r["id"]), int(r["num_correct"]), int(r["num_samples"])) for r in rows]
 
 
-def _curated_files(path: Path, summaries: list[dict[str, Any]], config_name: str | None) -> list[Path]:
-    if not summaries:
+def _curated_files(folder: DatasetFolder, config_name: str | None) -> list[Path]:
+    names = folder.config_names()
+    if not names:
         raise FileNotFoundError(
-            f"{path} is neither a profiling folder (profiles.parquet) nor a curated dataset folder (curation/*.json)"
+            f"{folder.root} is neither a profiling folder (profiles.parquet) nor a curated dataset folder "
+            "(curation/*.json)"
         )
-    names = [s["config_name"] for s in summaries]
     if config_name is None and len(names) > 1:
-        raise ValueError(f"{path} holds configs {', '.join(names)}: name one with --config")
-    summary = next((s for s in summaries if config_name in (None, s["config_name"])), None)
-    if summary is None:
-        raise ValueError(f"{path} has no config {config_name!r}; configs: {', '.join(names)}")
-    pattern = summary.get("raw_data_files") or summary["data_files"]
-    return sorted(path.glob(pattern))
+        raise InputError(f"{folder.root} holds configs {', '.join(names)}: name one with --config-name")
+    if config_name is not None and config_name not in names:
+        raise InputError(f"{folder.root} has no config {config_name!r}; configs: {', '.join(names)}")
+    return folder.profile_files(config_name or names[0])
 
 
 def write_simulation(sim: Simulation, out_dir: str | os.PathLike) -> tuple[Path, Path]:

@@ -44,7 +44,7 @@ Usage (CPU; drop `use_cpu`/`bf16` on a GPU):
                               num_generations=8, use_cpu=True, bf16=False)
     trainer = AdaptiveGRPOTrainer(model="Qwen/Qwen2.5-0.5B-Instruct", reward_funcs=my_reward,
                                   args=args, train_dataset=dataset)
-    trainer.train()   # writes runs/sgpo/compute_summary.json and pass_rate_trace.parquet
+    trainer.train()   # writes runs/sgpo/compute_summary.json, pass_rate_trace.parquet and README.md (model card)
 
 GPU run with vLLM in colocate mode (one process per GPU; server mode assumes one fixed group size and is
 refused unless every group has `num_generations` rollouts):
@@ -828,7 +828,8 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
         )
 
     def write_outputs(self, directory: str | os.PathLike | None = None) -> None:
-        """Write the compute summary and the p̂ trace (main process only) into `directory` (default output_dir)."""
+        """Write the compute summary, the p̂ trace and the model card `README.md` (main process only) into
+        `directory` (default output_dir)."""
         if not self.accelerator.is_main_process:
             return
         directory = Path(directory or self.args.output_dir)
@@ -838,6 +839,21 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
             )
         if self.args.pass_rate_trace_file and self.planner.trace:
             self._write_trace(directory / self.args.pass_rate_trace_file)
+        self._write_model_card(directory / "README.md")
+
+    def _write_model_card(self, path: Path) -> None:
+        """The card of this checkpoint (`sgpo_curate.cards`), merged into one already there (TRL's draft)."""
+        from sgpo_curate.cards import TrainingSummary, dataset_identity, model_identity, render_model_card
+
+        summary = TrainingSummary.from_compute_summary(
+            self.compute_summary(),
+            model_name=(self.args.hub_model_id or str(self.args.output_dir)).rstrip("/").split("/")[-1],
+            **model_identity(self.model),
+            **dataset_identity(self.train_dataset),
+        )
+        existing = path.read_text(encoding="utf-8") if path.exists() else None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_model_card(summary, existing), encoding="utf-8")
 
     def _write_trace(self, path: Path) -> None:
         import pandas as pd

@@ -61,3 +61,8 @@ def write_profile_dir(path, profiles, run_info=RUN_INFO):
     pd.DataFrame([p.to_row() for p in profiles]).to_parquet(path / "profiles.parquet")
     (path / "run.json").write_text(json.dumps(run_info))
     return path
+
+
+def broken_rule(p_hat: float, g_min: int, g_max: int) -> int:
+    """A user's group-size rule with a bug (plugged in as `curation_helpers:broken_rule`)."""
+    return round(1 / (p_hat - p_hat))

@@ -24,7 +24,14 @@ Routes (ground truth: the client sources in site-packages, `hf_api.py`, `_commit
     GET  /api/whoami-v2
 
 Tokens listed in `rejected_tokens` get 401 "Invalid credentials in Authorization header" everywhere, as
-the Hub answers a revoked token; writes without any token get 401 too.
+the Hub answers a revoked token; writes without any token get 401 too. A commit with `?create_pr=1` lands on a
+new `refs/pr/N` branch and answers the pull request's URL.
+
+Failing on demand: `hub.fail(route, status=503)` answers the next request of a route with that error,
+`hub.fail(route, disconnect=True)` closes the connection without an answer (a network failure), and
+`hub.before(route, action)` runs `action()` before serving it: with `hub.commit(...)`, another writer's
+commit that lands between a client's read and its write. Route names are the `route_*` handlers' (`commit`,
+`preupload`, `lfs_put`, `repo_info`, ...); `times` says how many requests a fault applies to.
 
     with HubServer() as hub:
         env = {"HF_ENDPOINT": hub.url, ...}
@@ -41,6 +48,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -133,8 +141,20 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
 
 
+@dataclass
+class Fault:
+    """What to do to the next `times` requests of a route instead of (or before) serving them."""
+
+    route: str
+    status: int | None = None
+    message: str = "injected failure"
+    disconnect: bool = False
+    action: Callable[[], None] | None = None
+    times: int = 1
+
+
 class HubState:
-    """Repos, LFS objects and a request log, shared by the handler threads under one lock."""
+    """Repos, LFS objects, a request log and pending faults, shared by the handler threads under one lock."""
 
     def __init__(self, rejected_tokens: tuple[str, ...] = ()):
         self.lock = threading.RLock()
@@ -143,7 +163,18 @@ class HubState:
         self.rejected_tokens = set(rejected_tokens)
         self.requests: list[tuple[str, str, int]] = []
         self.unknown_routes: list[str] = []
+        self.faults: list[Fault] = []
         self._counter = 0
+
+    def take_fault(self, route: str) -> Fault | None:
+        """The first pending fault of `route`, counted down (and dropped when used up)."""
+        with self.lock:
+            fault = next((f for f in self.faults if f.route == route), None)
+            if fault is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+            return fault
 
     def repo(self, repo_type: str, repo_id: str) -> Repo:
         repo = self.repos.get((repo_type, repo_id))
@@ -222,6 +253,46 @@ class HubServer:
     @property
     def unknown_routes(self) -> list[str]:
         return list(self.state.unknown_routes)
+
+    # ------------------------------------------------------------------ failing on demand
+
+    def fail(
+        self,
+        route: str,
+        status: int | None = None,
+        message: str = "injected failure",
+        disconnect: bool = False,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` requests of `route` with HTTP `status`, or drop their connection."""
+        if (status is None) == (not disconnect):
+            raise ValueError("give a status or disconnect=True")
+        with self.state.lock:
+            self.state.faults.append(Fault(route, status, message, disconnect, times=times))
+
+    def before(self, route: str, action: Callable[[], None], times: int = 1) -> None:
+        """Run `action()` before serving the next `times` requests of `route`."""
+        with self.state.lock:
+            self.state.faults.append(Fault(route, action=action, times=times))
+
+    def clear_faults(self) -> None:
+        with self.state.lock:
+            self.state.faults.clear()
+
+    def commit(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        title: str,
+        repo_type: str = "dataset",
+        branch: str = "main",
+    ) -> Commit:
+        """Commit `files` (added or replaced) directly: another writer, as seen by the clients under test."""
+        with self.state.lock:
+            repo = self.state.repo(repo_type, repo_id)
+            head = self.state.commit_at(repo, branch)
+            blobs = {path: Blob(data, lfs=path.endswith(LFS_SUFFIXES)) for path, data in files.items()}
+            return self.state.new_commit(repo, branch, title, head.files | blobs)
 
     @property
     def requests(self) -> list[tuple[str, str, int]]:
@@ -303,7 +374,7 @@ class HubHandler(BaseHTTPRequestHandler):
                 if route_method == method and match:
                     self.params = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
                     self.repo_type = REPO_TYPES.get(self.params.get("type", "models"), "model")
-                    status = getattr(self, f"route_{name}")()
+                    status = self._serve(name)
                     break
             else:
                 with self.state.lock:
@@ -317,6 +388,17 @@ class HubHandler(BaseHTTPRequestHandler):
             status = self._error(HubError(500, f"{type(exc).__name__}: {exc}"))
         with self.state.lock:
             self.state.requests.append((method, self.path, status))
+
+    def _serve(self, name: str) -> int:
+        fault = self.state.take_fault(name)
+        if fault is not None and fault.action is not None:
+            fault.action()
+        elif fault is not None and fault.disconnect:
+            self.close_connection = True  # no answer at all: the client sees the connection drop
+            return 0
+        elif fault is not None:
+            raise HubError(fault.status, fault.message)
+        return getattr(self, f"route_{name}")()
 
     def _token(self) -> str | None:
         auth = self.headers.get("Authorization") or ""
@@ -498,6 +580,7 @@ class HubHandler(BaseHTTPRequestHandler):
             raise HubError(400, "commit payload must start with a header line")
         header = lines[0]["value"]
         branch = self.params["rev"]
+        create_pr = self.query.get("create_pr", ["0"])[0].lower() in ("1", "true")
         with self.state.lock:
             repo = self._repo()
             head = self.state.commit_at(repo, branch)
@@ -508,12 +591,18 @@ class HubHandler(BaseHTTPRequestHandler):
             files = dict(head.files)
             for line in lines[1:]:
                 _apply_operation(files, line["key"], line["value"], self.state.lfs_objects)
+            pr_url = None
+            if create_pr:  # a pull request: a new refs/pr/N branch from the head, the commit on it
+                number = 1 + sum(name.startswith("refs/pr/") for name in repo.branches)
+                branch = f"refs/pr/{number}"
+                repo.branches[branch] = head.oid
+                pr_url = f"{self._repo_url(repo)}/discussions/{number}"
             commit = self.state.new_commit(repo, branch, header.get("summary") or "commit", files)
         return self._json(
             {
                 "success": True,
                 "commitOid": commit.oid,
-                "pullRequestUrl": None,
+                "pullRequestUrl": pr_url,
                 "commitUrl": f"{self._repo_url(repo)}/commit/{commit.oid}",
             }
         )

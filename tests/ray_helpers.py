@@ -1,7 +1,8 @@
-"""A sampler that stalls once, so a test can kill the Ray worker that runs it in the middle of a chunk.
+"""Samplers for the Ray tests: one that stalls once, so a test can kill the Ray worker that runs it in the
+middle of a chunk, and one whose answers are given.
 
-Ray workers import it by its dotted path `ray_helpers:StallingSampler` (the tests put this folder on
-the workers' PYTHONPATH), the way a user plugs their own sampler into a cluster run.
+Ray workers import them by dotted path (`ray_helpers:StallingSampler`; the tests put this folder on the
+workers' PYTHONPATH), the way a user plugs their own sampler into a cluster run.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from sgpo_curate.samplers import TransformersSampler
+from sgpo_curate.samplers import Samples, TransformersSampler
 
 
 class StallingSampler(TransformersSampler):
@@ -31,3 +32,21 @@ class StallingSampler(TransformersSampler):
             os.replace(tmp, self.pid_file)
             time.sleep(600)
         return super().sample(queries, config, seed)
+
+
+class ScriptedSampler:
+    """A sampler whose k answers are given (the same for every query); `model` names a real model folder so
+    the driver can count its parameters without loading it."""
+
+    name = "scripted"
+    version = "1"
+    model_revision = None
+    num_parameters = 0
+
+    def __init__(self, model: str, answers: list[str]):
+        self.model_name = model
+        self.answers = tuple(answers)
+
+    def sample(self, queries, config, seed):
+        k = len(self.answers)
+        return [Samples(texts=self.answers, completion_tokens=(1,) * k, prompt_tokens=1) for _ in queries]

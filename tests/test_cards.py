@@ -9,8 +9,21 @@ import curation_helpers as helpers  # tests/ is on pytest's pythonpath
 import pytest
 from huggingface_hub import DatasetCard
 
-from sgpo_curate.cards import load_template, read_summaries, render_card, render_plots
+from sgpo_curate.cards import (
+    GENERATED_END,
+    GENERATED_START,
+    join_card,
+    load_template,
+    render_card,
+    render_plots,
+)
 from sgpo_curate.curation import CurateConfig, curate, write_curated
+from sgpo_curate.dataset_folder import DatasetFolder
+
+
+def read_summaries(path):
+    return DatasetFolder(path).read_summaries()
+
 
 RUN_INFO, make_pool, make_profile = helpers.RUN_INFO, helpers.make_pool, helpers.make_profile
 
@@ -24,9 +37,10 @@ def _two_configs(out_dir):
     return first, second
 
 
-def test_template_is_packaged():
+def test_templates_are_packaged():
     text = load_template()
     assert "{{ repo_id }}" in text and "## Use" in text
+    assert "## Compute" in load_template("model_card.md")
 
 
 def test_card_yaml_loads_and_lists_every_config(tmp_path):
@@ -35,7 +49,9 @@ def test_card_yaml_loads_and_lists_every_config(tmp_path):
     meta = card.data.to_dict()
     assert [c["config_name"] for c in meta["configs"]] == ["other", "tiny-llama"]
     assert meta["configs"][1]["data_files"] == [{"split": "train", "path": "data/tiny-llama/train-*"}]
+    assert [c.get("default", False) for c in meta["configs"]] == [True, False]  # several: one is the default
     assert meta["license"] == "mit"
+    assert meta["language"] == ["en"] and "arxiv:2606.08854" in meta["tags"]
     assert meta["annotations_creators"] == ["machine-generated"]
     assert meta["task_categories"] == ["text-generation"]
     assert meta["source_datasets"] == ["toy/test"]
@@ -77,8 +93,8 @@ def test_card_images_exist(tmp_path):
 
 def test_rendering_is_deterministic(tmp_path):
     result = curate(make_pool())
-    first = render_plots(result, tmp_path / "a")
-    second = render_plots(result, tmp_path / "b")
+    first = render_plots(result.summary(RUN_INFO), tmp_path / "a")
+    second = render_plots(result.summary(RUN_INFO), tmp_path / "b")
     for name in first:
         assert first[name].read_bytes() == second[name].read_bytes(), name
     write_curated(result, tmp_path / "out", RUN_INFO)
@@ -89,10 +105,10 @@ def test_rendering_is_deterministic(tmp_path):
 def test_configs_of_an_existing_card_are_kept(tmp_path):
     write_curated(curate(make_pool()), tmp_path, RUN_INFO)
     foreign = [{"config_name": "raw", "data_files": [{"split": "train", "path": "raw/*.parquet"}]}]
-    text = render_card(read_summaries(tmp_path), extra_configs=foreign)
+    text = render_card(read_summaries(tmp_path), existing=join_card({"configs": foreign}, "# Labels\n"))
     meta = DatasetCard(text).data.to_dict()
     assert [c["config_name"] for c in meta["configs"]] == ["raw", "tiny-llama"]
-    assert "| `raw` | (added by another tool" in text
+    assert "| `raw` | added by another tool" in text
 
 
 def test_an_existing_cards_own_keys_are_kept_and_ours_are_rendered_afresh(tmp_path):
@@ -107,9 +123,11 @@ def test_an_existing_cards_own_keys_are_kept_and_ours_are_rendered_afresh(tmp_pa
         "pretty_name": "old title",
     }
     stale_raw = [{"config_name": "tiny-llama-raw", "data_files": [{"split": "train", "path": "raw/x/*"}]}]
-    text = render_card(read_summaries(tmp_path), extra_configs=stale_raw, extra_metadata=existing)
+    text = render_card(read_summaries(tmp_path), existing=join_card(existing | {"configs": stale_raw}, ""))
     meta = DatasetCard(text).data.to_dict()
     assert meta["language"] == ["en"] and meta["other_tool"] == {"version": 3}
+    french = render_card(read_summaries(tmp_path), existing=join_card({"language": ["fr"]}, ""))
+    assert DatasetCard(french).data.to_dict()["language"] == ["fr"]  # theirs wins
     assert "license_name" not in meta and "license_details" not in meta
     assert meta["pretty_name"] != "old title" and meta["license"] == "mit"
     assert [c["config_name"] for c in meta["configs"]] == ["tiny-llama"]
@@ -178,3 +196,96 @@ def test_card_training_example_runs_as_written(tmp_path, tiny_model_dir, monkeyp
     assert trainer.state.global_step >= 1
     assert (tmp_path / "runs" / "sgpo").is_dir()
     trainer.reward_funcs[0].verifier.close()
+
+
+def test_the_raw_config_is_described_as_ours_with_sources_citations_and_a_default(tmp_path):
+    run = RUN_INFO | {"source_hub_id": "openai/gsm8k", "source_citation": "Cobbe et al. 2021, GSM8K"}
+    write_curated(curate(make_pool()), tmp_path, run, profiles=make_pool())
+    text = (tmp_path / "README.md").read_text()
+    meta = DatasetCard(text).data.to_dict()
+    assert [(c["config_name"], c.get("default", False)) for c in meta["configs"]] == [
+        ("tiny-llama", True),  # two configs (curated + raw): the curated one is what load_dataset(repo) gives
+        ("tiny-llama-raw", False),
+    ]
+    assert meta["source_datasets"] == ["openai/gsm8k"]  # the Hub id, not our source name
+    assert "added by another tool" not in text
+    assert "| `tiny-llama-raw` | raw profile of `tiny-llama`: every profiled query" in text
+    assert "## Citation" in text and "eprint        = {2606.08854}" in text
+    assert "- `toy/test`: Cobbe et al. 2021, GSM8K" in text
+    assert "revision `0123abcd`" in text
+
+
+def test_no_sentence_is_broken_at_a_number(tmp_path):
+    """The uncertainty sentence is one line, and a budgeted rule (no per-query G) gets its own sentence."""
+    write_curated(curate(make_pool()), tmp_path, RUN_INFO)
+    text = (tmp_path / "README.md").read_text()
+    line = next(line for line in text.splitlines() if "of the kept rows the group size would differ" in line)
+    assert line.startswith("For ") and line.endswith("k samples leave it open.")
+    write_curated(curate(make_pool(), CurateConfig(rule="knapsack")), tmp_path / "k", RUN_INFO)
+    knapsack = (tmp_path / "k" / "README.md").read_text()
+    assert "of the kept rows" not in knapsack and "splits a budget across queries" in knapsack
+
+
+def test_a_readme_someone_else_wrote_keeps_its_body(tmp_path):
+    """Their text stays where it was; ours is added once between markers and replaced on the next write."""
+    theirs = "---\nlanguage:\n- de\n---\n\n# Our benchmark\n\nHand-written notes.\n"
+    (tmp_path / "README.md").write_text(theirs)
+    write_curated(curate(make_pool()), tmp_path, RUN_INFO)
+    first = (tmp_path / "README.md").read_text()
+    assert first.index("# Our benchmark") < first.index("Hand-written notes.") < first.index(GENERATED_START)
+    assert DatasetCard(first).data.to_dict()["language"] == ["de"]
+    edited = first.replace(GENERATED_END, GENERATED_END + "\n\n## Notes below ours\n")
+    (tmp_path / "README.md").write_text(edited)
+    write_curated(curate(make_pool(), CurateConfig(config_name="again")), tmp_path, RUN_INFO)
+    second = (tmp_path / "README.md").read_text()
+    assert second.count(GENERATED_START) == second.count(GENERATED_END) == 1
+    assert "Hand-written notes." in second and "## Notes below ours" in second
+    assert "## Config `again`" in second and "## Config `tiny-llama`" in second
+
+
+def test_a_card_of_an_earlier_version_without_markers_is_replaced_whole(tmp_path):
+    write_curated(curate(make_pool()), tmp_path, RUN_INFO)
+    meta = DatasetCard((tmp_path / "README.md").read_text()).data.to_dict()
+    old = join_card(meta, "# Old title\n\nOld generated body.\n")  # sgpo_profiles in it: ours, unmarked
+    text = render_card(read_summaries(tmp_path), existing=old)
+    assert "Old generated body." not in text and text.count(GENERATED_START) == 1
+
+
+def test_summaries_round_trip_and_read_what_an_earlier_version_wrote(tmp_path):
+    import dataclasses
+    import json
+    import math
+
+    from sgpo_curate.dataset_folder import ConfigSummary, CurationSettings
+
+    write_curated(curate(make_pool()), tmp_path, RUN_INFO, profiles=make_pool())
+    folder = DatasetFolder(tmp_path)
+    summary = folder.read_summary("tiny-llama")
+    again = ConfigSummary.from_dict(json.loads(summary.to_json()))
+    assert again.to_dict() == summary.to_dict() and again.has_raw and len(again.pool_histogram) == 21
+    # An earlier writer: no histograms, fingerprints, raw flag or filter setting.
+    older = {k: v for k, v in summary.to_dict().items() if "histogram" not in k and "fingerprint" not in k}
+    older["curate_config"].pop("filter")
+    older["raw_data_files"] = None
+    read = ConfigSummary.from_dict(older)
+    assert read.curation.filter is True and not read.has_raw and read.pool_histogram == ()
+    assert math.isnan(read.informative_rollouts) or read.informative_rollouts >= 0
+    # The summary's copy of the curation settings keeps step with CurateConfig.
+    theirs = {f.name: f.default for f in dataclasses.fields(CurateConfig)}
+    assert {f.name: f.default for f in dataclasses.fields(CurationSettings)} == theirs
+
+
+def test_a_rewritten_folder_loads_its_new_rows(tmp_path):
+    """`datasets` caches a local folder by its name, config and card YAML: each config's content fingerprint
+    in the YAML makes a rewritten folder load afresh instead of from the stale cache."""
+    from datasets import load_dataset
+
+    out, cache = tmp_path / "dataset", str(tmp_path / "cache")
+    write_curated(curate(make_pool()), out, RUN_INFO)
+    first = load_dataset(str(out), "tiny-llama", split="train", cache_dir=cache)
+    # Same kept rows, other group sizes: the row count and the file's size stay the same.
+    result = curate(make_pool(), CurateConfig(g_max=8))
+    write_curated(result, out, RUN_INFO)
+    second = load_dataset(str(out), "tiny-llama", split="train", cache_dir=cache)
+    assert len(first) == len(second) and first["group_size"] != second["group_size"]
+    assert second.to_list() == result.dataset.to_list()

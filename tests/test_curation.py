@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from sgpo_curate.cli import main
-from sgpo_curate.curation import COLUMNS, CurateConfig, curate, dataset_features, write_curated
+from sgpo_curate.curation import CurateConfig, curate, write_curated
+from sgpo_curate.dataset_folder import COLUMNS, dataset_features
 from sgpo_curate.policy import DROP_REASONS, inverse_rule
 from sgpo_curate.registry import UnknownNameError
 
@@ -37,7 +38,8 @@ def test_every_dropped_profile_has_one_counted_reason():
     assert result.num_kept + result.num_dropped == len(pool)
     assert len(result.rejects) == result.num_dropped
     kept_ids = set(result.dataset["id"])
-    rejected_ids = [r.id for r in result.rejects if r.reason != "duplicate_id"]
+    assert {r.stage for r in result.rejects} == {"curation"}
+    rejected_ids = [r.key for r in result.rejects if r.reason != "duplicate_id"]
     assert kept_ids.isdisjoint(rejected_ids)
     assert kept_ids | set(rejected_ids) == {p.id for p in pool}
 

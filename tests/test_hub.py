@@ -342,3 +342,85 @@ def test_publish_checks_the_folder_before_any_network(tmp_path):
         publish(tmp_path / "curated", "org/x", config_name="nope", token="unused")
     with pytest.raises(FileNotFoundError, match="no curated config"):
         publish(tmp_path / "empty", "org/x", token="unused")
+
+
+def test_a_commit_made_meanwhile_is_refused_and_nothing_is_half_written(hub, tmp_path):
+    """Another writer commits between our read of the head and our commit: the Hub answers 412, we say so
+    and exit 1 without a traceback, and the repo holds their commit and nothing of ours. A rerun publishes."""
+    repo, env = "org/race", client_env(hub, tmp_path)
+    curated_dir(tmp_path / "a")
+    assert sgpo(env, "publish", str(tmp_path / "a"), "--repo", repo).returncode == 0
+    curated_dir(tmp_path / "b", model="org/other-model", config_name="other")
+    hub.before("preupload", lambda: hub.commit(repo, {"notes.md": b"theirs\n"}, "their commit"))
+    raced = sgpo(env, "publish", str(tmp_path / "b"), "--repo", repo)
+    assert raced.returncode == 1, raced.stderr[-3000:]
+    assert "someone else committed to 'main'" in raced.stderr and "nothing was committed" in raced.stderr
+    assert "Traceback" not in raced.stderr
+    assert hub.commits(repo)[-1].title == "their commit"
+    assert not any(path.startswith(("data/other/", "curation/other")) for path in hub.files(repo))
+    rerun = sgpo(env, "publish", str(tmp_path / "b"), "--repo", repo)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    files = hub.files(repo)
+    assert files["notes.md"] == b"theirs\n" and "data/other/train-00000-of-00001.parquet" in files
+
+
+def test_a_dropped_connection_or_a_server_error_commits_nothing_and_says_so(hub, tmp_path):
+    repo, env = "org/flaky", client_env(hub, tmp_path)
+    curated_dir(tmp_path / "a")
+    assert sgpo(env, "publish", str(tmp_path / "a"), "--repo", repo).returncode == 0
+    commits = len(hub.commits(repo))
+    curated_dir(tmp_path / "b", model="org/other-model", config_name="other")
+    try:
+        hub.fail("commit", disconnect=True, times=5)
+        dropped = sgpo(env, "publish", str(tmp_path / "b"), "--repo", repo)
+        hub.clear_faults()
+        hub.fail("commit", status=503, message="Service Unavailable", times=20)
+        refused = sgpo(env, "publish", str(tmp_path / "b"), "--repo", repo)
+    finally:
+        hub.clear_faults()
+    assert dropped.returncode == 1 and "lost the connection" in dropped.stderr, dropped.stderr[-3000:]
+    assert refused.returncode == 1 and "answered HTTP 503" in refused.stderr, refused.stderr[-3000:]
+    assert "Traceback" not in dropped.stderr + refused.stderr
+    assert len(hub.commits(repo)) == commits, "a failed publish left a commit"
+    assert sgpo(env, "publish", str(tmp_path / "b"), "--repo", repo).returncode == 0
+
+
+def test_a_pull_request_with_its_message_and_an_explicit_token(hub, tmp_path):
+    """hf's names: --create-pr opens a pull request (main untouched), --commit-message titles it, --token
+    stands in for HF_TOKEN."""
+    repo = "org/reviewed"
+    curated_dir(tmp_path / "curated")
+    env = client_env(hub, tmp_path, token=None)
+    proc = sgpo(
+        env,
+        "publish",
+        str(tmp_path / "curated"),
+        "--repo",
+        repo,
+        "--create-pr",
+        "--commit-message",
+        "Add tiny-llama profiles",
+        "--token",
+        "hf_explicit",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "pull request: " in proc.stdout and "/discussions/1" in proc.stdout
+    assert "hf_explicit" not in proc.stdout + proc.stderr
+    assert set(hub.files(repo)) == {".gitattributes"}
+    pr = hub.commits(repo, branch="refs/pr/1")[-1]
+    assert (
+        pr.title == "Add tiny-llama profiles" and "data/tiny-llama/train-00000-of-00001.parquet" in pr.files
+    )
+    both = sgpo(env, "publish", str(tmp_path / "curated"), "--repo", repo, "--create-pr", "--revision", "v2")
+    assert both.returncode == 2 and "pull request is opened against main" in both.stderr
+
+
+def test_a_readme_on_the_hub_keeps_its_text(hub, tmp_path):
+    repo, env = "org/documented", client_env(hub, tmp_path)
+    (tmp_path / "README.md").write_text("# Our dataset\n\nWritten by hand: how we collected it.\n")
+    other_tool_commits(env, repo, {"README.md": tmp_path / "README.md"})
+    curated_dir(tmp_path / "curated")
+    assert sgpo(env, "publish", str(tmp_path / "curated"), "--repo", repo).returncode == 0
+    card = hub.files(repo)["README.md"].decode()
+    assert card.index("Written by hand") < card.index("<!-- sgpo-curate:start")
+    assert "## Config `tiny-llama`" in card

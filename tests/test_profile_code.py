@@ -45,7 +45,7 @@ def test_profile_code_dataset_end_to_end(dataset, ids, tiny_model_dir, tmp_path)
         ]
     )
     assert code == 0
-    profiles = sorted(load_profiles(out), key=lambda p: p.id)
+    profiles = sorted(load_profiles(out, completions=True), key=lambda p: p.id)
     assert [p.id for p in profiles] == ids
     for found in profiles:
         assert found.query.domain == "code" and found.query.tests

@@ -72,7 +72,7 @@ def run(queries, sampler, verifier, out_dir, sampling=SAMPLING, **config):
 
 def test_exactly_k_samples_per_query_and_a_summary(queries, sampler, verifier, tmp_path):
     summary = run(queries, sampler, verifier, tmp_path)
-    profiles = load_profiles(tmp_path)
+    profiles = load_profiles(tmp_path, completions=True)
     assert sorted(p.id for p in profiles) == sorted(q.id for q in queries)
     assert all(len(p.rewards) == len(p.completions) == SAMPLING.k for p in profiles)
     assert summary.queries == 7 and summary.samples == 21
@@ -97,7 +97,7 @@ def test_each_reward_belongs_to_its_completion_and_query(queries, sampler, tmp_p
     sampling = dataclasses.replace(SAMPLING, max_new_tokens=6)
     run(queries, sampler, ParityVerifier(), tmp_path, sampling=sampling)
     by_id = {q.id: q for q in queries}
-    profiles = load_profiles(tmp_path)
+    profiles = load_profiles(tmp_path, completions=True)
     for p in profiles:
         expected = ParityVerifier()(list(p.completions), [by_id[p.id]] * len(p.completions))
         assert list(p.rewards) == expected and p.num_correct == sum(expected), p.id
@@ -462,7 +462,7 @@ def test_bundled_smollm2_profiles_two_queries(tmp_path):
         )
     finally:
         verifier.close()
-    profiles = load_profiles(tmp_path)
+    profiles = load_profiles(tmp_path, completions=True)
     assert len(profiles) == 2 and all(len(p.rewards) == 2 for p in profiles)
     assert all(r in (0.0, 1.0) for p in profiles for r in p.rewards)
     assert summary.num_parameters > 100_000_000

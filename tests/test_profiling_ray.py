@@ -71,7 +71,19 @@ def run(queries, sampler, verifier, out_dir, engine="local"):
 
 
 def cli_args(model: str, out: Path, *extra: str) -> list[str]:
-    args = ["profile", "--model", model, "--dataset", "gsm8k", "--limit", "7", "--k", "3", "--seed", "1"]
+    args = [
+        "profile",
+        "--model",
+        model,
+        "--dataset",
+        "gsm8k",
+        "--limit",
+        "7",
+        "--k",
+        "3",
+        "--sampling-seed",
+        "1",
+    ]
     return [
         *args,
         "--max-new-tokens",
@@ -153,6 +165,42 @@ def kill_when_stalled(pid_file: Path, killed: list[int]) -> None:
         pid = int(pid_file.read_text())
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
+
+
+# A program that walks up to the harness's frames and writes a verdict line to every descriptor: the
+# sandbox's judge scores it 0 and reports it as `tampered` (tests/verifiers/test_code.py).
+FRAME_FORGERY = (
+    "import os, sys\nf = sys._getframe()\nwhile f.f_back is not None:\n    f = f.f_back\n"
+    "for fd in range(3, 64):\n    try:\n        os.write(fd, b'pass\\n')\n    except OSError:\n        pass\n"
+    "def add(a, b):\n    return 0\n"
+)
+
+
+def test_ray_counts_the_tampered_samples_its_actors_verified(tiny_model_dir, tmp_path):
+    """The verifier runs in Ray actors, each with its own copy: the driver's copy sees nothing, so the count
+    must come back with each chunk."""
+    from sgpo_curate.records import Query
+    from sgpo_curate.verifiers.code import CodeVerifier
+
+    tests = "assert add(1, 2) == 3\n"
+    queries = [Query(f"t/{i}", "t", "code", (("user", "add"),), tests=tests) for i in range(3)]
+    answers = ["def add(a, b):\n    return a + b", FRAME_FORGERY]
+    spec = SamplerSpec("ray_helpers:ScriptedSampler", tiny_model_dir, {"answers": answers})
+    verifier = CodeVerifier(workers=1, timeout_s=10)
+    try:
+        summary = profile(
+            queries,
+            spec,
+            verifier,
+            ProfileConfig(out_dir=str(tmp_path), progress=False),
+            SamplingConfig(k=2, batch_queries=2),
+            engine="ray",
+        )
+    finally:
+        verifier.close()
+    assert [r["rewards"] for r in rows(tmp_path)] == [[1.0, 0.0]] * 3
+    assert summary.tampered_samples == 3
+    assert load_run_info(tmp_path)["tampered_samples"] == 3
 
 
 def test_cli_ray_address_needs_the_ray_engine(tiny_model_dir, tmp_path, capsys):

@@ -486,3 +486,37 @@ def test_config_checks_name_the_field_and_the_fix(tmp_path):
     with pytest.raises(TypeError, match="map-style"):
         make_trainer(tmp_path, dataset=toy_dataset().to_iterable_dataset())
     assert math.isclose(AdaptiveGRPOConfig(**base).planner_settings().budget, 8)
+
+
+def test_the_model_card_says_what_data_allocation_and_compute_made_the_checkpoint(tmp_path):
+    """README.md beside compute_summary.json: the curated config trained on, the allocation settings, the
+    compute totals with the profiling FLOPs charged, all as the compute summary has them."""
+    import curation_helpers as helpers
+    from datasets import load_dataset
+    from huggingface_hub import ModelCard
+
+    from sgpo_curate.curation import CurateConfig, curate, write_curated
+
+    pool = [helpers.make_profile(i, c, k=4) for i, c in enumerate((1, 2, 3, 1, 2, 3, 1, 2))]
+    write_curated(curate(pool, CurateConfig(config_name="tiny", g_max=8)), tmp_path / "ds", helpers.RUN_INFO)
+    dataset = load_dataset(str(tmp_path / "ds"), "tiny", split="train", cache_dir=str(tmp_path / "cache"))
+    dataset = dataset.rename_column("answer", "gold").add_column(
+        "answer", [str(i) for i in range(len(dataset))]
+    )
+    trainer = make_trainer(
+        tmp_path, dataset=dataset, prior_flops=2.5e9, max_steps=2, drop_zero_advantage_groups=True
+    )
+    trainer.train()
+    out = Path(trainer.args.output_dir)
+    totals = json.loads((out / "compute_summary.json").read_text())["totals"]
+    card = ModelCard.load(out / "README.md")
+    assert "arxiv:2606.08854" in card.data.tags and "sgpo-curate" in card.data.tags
+    text = card.text
+    assert "| dataset | `ds` |" in text and "| config | `tiny` |" in text
+    assert "the dataset's `group_size` column" in text and "not trained (the update is the same" in text
+    assert f"| profiling (charged) | | {totals['prior_flops']:.3g} |" in text and "2.5e+09" in text
+    assert f"**{totals['total_flops']:.3g}**" in text
+    assert (
+        f"| generated rollouts ({int(totals['rollout_tokens']):,} tokens) | {int(totals['rollouts']):,} |"
+        in text
+    )

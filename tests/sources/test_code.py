@@ -6,7 +6,7 @@ import pytest
 
 from sgpo_curate.config import PromptConfig
 from sgpo_curate.registry import SOURCES
-from sgpo_curate.sources import RejectedRow, count_reasons, get_source, load_queries
+from sgpo_curate.sources import RejectedRow, count_reasons, get_source, load_queries, split_records
 from sgpo_curate.sources.code import adapt_humaneval, adapt_mbpp
 
 
@@ -68,8 +68,7 @@ def test_malformed_rows_are_rejected_with_reasons():
         ("5", {**good, "test_list": ["assert f()", 3]}),
     ]
     source = replace(get_source("mbpp"), rows=lambda: iter(rows))
-    rejects = []
-    queries = list(source.queries(PromptConfig(), rejects))
+    queries, rejects = split_records(source.records(PromptConfig()))
     assert [q.id for q in queries] == ["mbpp/1"]
     assert queries[0].metadata["canonical_solution"] == "def add(a, b):\n    return a + b"
     assert count_reasons(rejects) == {

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from sgpo_curate.config import PromptConfig
-from sgpo_curate.sources import RejectedRow, count_reasons, load_queries
+from sgpo_curate.sources import RejectedRow, count_reasons, load_queries, split_records
 from sgpo_curate.sources.files import file_source, parse_columns
 from sgpo_curate.sources.math import gsm8k_answer, last_boxed, number_text
 
@@ -61,8 +61,7 @@ def test_malformed_rows_are_rejected_with_reasons(tmp_path):
     path = tmp_path / "data.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     source = file_source(str(path), parse_columns("question=problem,answer=solution"), answer_format="gsm8k")
-    rejects = []
-    queries = list(source.queries(PromptConfig(), rejects))
+    queries, rejects = split_records(source.records(PromptConfig()))
     assert [q.answer for q in queries] == ["2"]
     assert count_reasons(rejects) == {
         "field 'problem' is empty": 1,
@@ -87,16 +86,15 @@ def test_reject_reasons_name_the_mapped_columns(tmp_path):
     path = tmp_path / "data.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in [{"word_problem": "1+1?", "gold": 2}, *rows]))
     source = file_source(str(path), parse_columns("question=word_problem,answer=gold"))
-    rejects = []
-    assert [q.answer for q in source.queries(PromptConfig(), rejects)] == ["2"]
+    queries, rejects = split_records(source.records(PromptConfig()))
+    assert [q.answer for q in queries] == ["2"]
     assert [r.reason for r in rejects] == [
         "field 'word_problem' is empty",
         "field 'gold' is missing",
         "field 'gold' is a boolean (True), expected a number or text",
     ]
     boxed = file_source(str(path), parse_columns("question=word_problem,answer=gold"), answer_format="boxed")
-    rejects = []
-    list(boxed.queries(PromptConfig(), rejects))
+    _, rejects = split_records(boxed.records(PromptConfig()))
     assert rejects[0].reason.startswith("field 'gold' has no \\boxed{}")
 
 
@@ -106,13 +104,12 @@ def test_one_malformed_jsonl_line_is_a_counted_reject_with_its_line_number(tmp_p
     lines.insert(20, "")  # blank lines are not rows
     path = tmp_path / "data.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    rejects = []
-    queries = list(
-        file_source(str(path), parse_columns("question=q,answer=a")).queries(PromptConfig(), rejects)
+    queries, rejects = split_records(
+        file_source(str(path), parse_columns("question=q,answer=a")).records(PromptConfig())
     )
     assert len(queries) == 29
-    assert [(r.reason, r.key, r.row["line"]) for r in rejects] == [("malformed JSON line", "line 14", 14)]
-    assert "column" in rejects[0].row["error"] and rejects[0].row["text"].startswith('{"q": "14')
+    assert [(r.reason, r.key, r.detail["line"]) for r in rejects] == [("malformed JSON line", "line 14", 14)]
+    assert "column" in rejects[0].detail["error"] and rejects[0].detail["text"].startswith('{"q": "14')
     # Ids count rows, the bad one included: fixing the line later does not renumber the others.
     assert queries[13].id == "data.jsonl/14" and queries[-1].id == "data.jsonl/29"
 
@@ -121,8 +118,8 @@ def test_a_file_of_mostly_bad_lines_stops_with_a_clear_error(tmp_path):
     path = tmp_path / "data.jsonl"
     path.write_text("q,a\n" + "".join(f"{i}+1?,{i + 1}\n" for i in range(30)))  # a CSV named .jsonl
     with pytest.raises(ValueError, match=r"20 of 20 lines read are not JSON objects \(first: line 1"):
-        list(file_source(str(path)).queries(PromptConfig(), []))
+        list(file_source(str(path)).queries(PromptConfig()))
     short = tmp_path / "short.jsonl"
     short.write_text('{"question": "1+1?", "answer": 2}\n[1, 2]\nnot json\n')
     with pytest.raises(ValueError, match="2 of 3 lines"):
-        list(file_source(str(short)).queries(PromptConfig(), []))
+        list(file_source(str(short)).queries(PromptConfig()))

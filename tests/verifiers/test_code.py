@@ -259,6 +259,27 @@ def test_profile_and_card_count_tampered_samples(tmp_path):
     assert "| tampered samples | 2 (the program reached for the sandbox's harness; scored 0) |" in card
 
 
+def test_a_killed_and_resumed_shard_keeps_its_earlier_tampered_samples(tmp_path):
+    """A run killed after its first part (no DONE.json yet) and resumed counts the tampered samples of the
+    part it kept as well as the ones it verifies now: the count lives in the parts, not in the verifier."""
+    answers = ["def add(a, b):\n    return a + b", FRAME_FORGERY]
+    queries = [add_query(id=f"t/{i}") for i in range(3)]
+    config = ProfileConfig(out_dir=str(tmp_path / "p"), progress=False)
+    sampling = SamplingConfig(k=2, batch_queries=1)
+    first, second = CodeVerifier(workers=2, timeout_s=10), CodeVerifier(workers=2, timeout_s=10)
+    try:
+        assert profile(queries, ScriptedSampler(answers), first, config, sampling).tampered_samples == 3
+        shard = tmp_path / "p" / "shard-00000-of-00001"
+        for name in ("part-000001.parquet", "part-000002.parquet", "DONE.json"):
+            (shard / name).unlink()  # what SIGKILL during the second chunk leaves
+        resumed = profile(queries, ScriptedSampler(answers), second, config, sampling)  # a new process
+    finally:
+        first.close()
+        second.close()
+    assert resumed.resumed_queries == 1 and resumed.tampered_samples == 3
+    assert load_run_info(tmp_path / "p")["tampered_samples"] == 3
+
+
 def test_main_blocks_do_not_run(verifier):
     completion = (
         "def add(a, b):\n    return a + b\n\nif __name__ == '__main__':\n    print(add(int(input()), 1))\n"
