@@ -51,9 +51,9 @@ PLOT_FILES = {
 # 0 and 1 (unsolvable, trivial) get bins of their own.
 HISTOGRAM_BINS = 21
 
-# Column order of a published config (DESIGN.md, "Column conventions"). `solution` and `code_prompt`
-# are what a verifier needs besides `answer`/`tests`/`entry_point` (see `sgpo_curate.rewards`).
-COLUMNS = (
+# What a query is and what a verifier needs to re-score it, the head of both configs' columns: `solution`
+# and `code_prompt` are what a verifier needs besides `answer`/`tests`/`entry_point` (`sgpo_curate.rewards`).
+QUERY_COLUMNS = (
     "id",
     "source",
     "domain",
@@ -63,6 +63,10 @@ COLUMNS = (
     "tests",
     "entry_point",
     "code_prompt",
+)
+# Column order of a published config (DESIGN.md, "Column conventions").
+COLUMNS = (
+    *QUERY_COLUMNS,
     "num_samples",
     "num_correct",
     "pass_rate",
@@ -72,15 +76,7 @@ COLUMNS = (
 )
 # What profiling saw for every query (kept or not), with the columns a verifier needs to re-score it.
 RAW_COLUMNS = (
-    "id",
-    "source",
-    "domain",
-    "prompt",
-    "answer",
-    "solution",
-    "tests",
-    "entry_point",
-    "code_prompt",
+    *QUERY_COLUMNS,
     "model",
     "num_samples",
     "num_correct",

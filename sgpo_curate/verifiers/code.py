@@ -137,17 +137,23 @@ def assemble(code: str, query: Query) -> str:
         <BLANKLINE>
     """
     entry_point = (query.entry_point or "").strip()
-    stub = function_stub(query)
-    if stub and entry_point and defines(code, entry_point):
-        program = stub.rstrip() + "\n\n\n" + code
-    elif stub and entry_point:
-        program = stub.rstrip("\n") + "\n" + _as_body(code)
-    else:
-        program = code
+    program = _with_stub(code, query)
     program = program.rstrip() + "\n\n" + (query.tests or "").rstrip() + "\n"
     if entry_point and re.search(r"^def\s+check\s*\(", query.tests or "", re.MULTILINE):
         program += f"\ncheck({entry_point})\n"
     return program
+
+
+def _with_stub(code: str, query: Query) -> str:
+    """The completion behind the query's function stub (imports, signature): a completion that defines
+    the entry point follows the whole stub; a bare body is indented under the stub's signature."""
+    entry_point = (query.entry_point or "").strip()
+    stub = function_stub(query)
+    if stub and entry_point and defines(code, entry_point):
+        return stub.rstrip() + "\n\n\n" + code
+    if stub and entry_point:
+        return stub.rstrip("\n") + "\n" + _as_body(code)
+    return code
 
 
 def _test_definitions(tests: str) -> str:
@@ -171,19 +177,14 @@ def judged_job(code: str, query: Query) -> tuple[str, Tests]:
         'assert add(1, 2) == 3\n'
     """
     entry_point = (query.entry_point or "").strip()
-    stub = function_stub(query)
-    if stub and entry_point and defines(code, entry_point):
-        program = stub.rstrip() + "\n\n\n" + code
-    elif stub and entry_point:
-        program = stub.rstrip("\n") + "\n" + _as_body(code)
-    else:
-        program = code
+    program = _with_stub(code, query)
     tests = (query.tests or "").rstrip() + "\n"
     definitions = _test_definitions(tests)
     if definitions:
         program = program.rstrip() + "\n\n" + definitions + "\n"
     if entry_point and re.search(r"^def\s+check\s*\(", query.tests or "", re.MULTILINE):
         tests += f"\ncheck({entry_point})\n"
+    stub = function_stub(query)
     prelude = stub if stub and entry_point else ""
     # The function under test comes from the program even where the prelude or a builtin has the
     # name (MBPP 126 defines `sum`); every other name the tests use stays the judge's own.
