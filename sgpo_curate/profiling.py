@@ -481,7 +481,7 @@ def profile(
     Example:
         >>> queries, _ = load_queries("mawps-singleop", limit=4)  # doctest: +SKIP
         >>> profile(queries, get_sampler("transformers", "smollm2-135m-instruct"),
-        ...         get_verifier("math"), ProfileConfig(out_dir="runs/demo"), SamplingConfig(k=4))
+        ...         get_verifier("math"), ProfileConfig(out_dir="runs/demo"), SamplingConfig(k=4))  # doctest: +SKIP
     """
     sampling = sampling or SamplingConfig()
     stopping = stopping_rule(config.adaptive, sampling.k) if config.adaptive else None

@@ -172,9 +172,9 @@ def judged_job(code: str, query: Query) -> tuple[str, Tests]:
 
     Example:
         >>> q = Query("t/0", "t", "code", (("user", "add"),), tests="assert add(1, 2) == 3")
-        >>> program, tests = judged_job("def add(a, b):\n    return a + b", q)
+        >>> program, tests = judged_job("def add(a, b):\\n    return a + b", q)
         >>> tests.code
-        'assert add(1, 2) == 3\n'
+        'assert add(1, 2) == 3\\n'
     """
     entry_point = (query.entry_point or "").strip()
     program = _with_stub(code, query)
