@@ -39,6 +39,7 @@ from sgpo_curate.dataset_folder import (
 from sgpo_curate.policy import DIFFICULTIES, DROP_REASONS
 
 TEMPLATES = "sgpo_curate.card_templates"
+SOURCE_TREE_TEMPLATES = Path(__file__).resolve().parent.parent / "cards"
 DATASET_TEMPLATE = "dataset_card.md"
 MODEL_TEMPLATE = "model_card.md"
 PLACEHOLDER_REPO = "ORG/NAME"
@@ -70,7 +71,13 @@ _FRONT_MATTER = re.compile(r"^---\s*\n(.*?\n)?---\s*(?:\n|$)", re.DOTALL)
 
 def load_template(name: str = DATASET_TEMPLATE) -> str:
     """The text of a packaged card template (`cards/<name>` in the source tree)."""
-    return resources.files(TEMPLATES).joinpath(name).read_text(encoding="utf-8")
+    try:
+        templates = resources.files(TEMPLATES)
+    except ModuleNotFoundError:
+        # `sgpo_curate` imported from a source tree that is not installed (a clone on PYTHONPATH, a
+        # script run from the repository root): `cards/` becomes the package only at install time.
+        templates = SOURCE_TREE_TEMPLATES
+    return templates.joinpath(name).read_text(encoding="utf-8")
 
 
 def _environment():

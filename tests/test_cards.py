@@ -9,6 +9,7 @@ import curation_helpers as helpers  # tests/ is on pytest's pythonpath
 import pytest
 from huggingface_hub import DatasetCard
 
+from sgpo_curate import cards
 from sgpo_curate.cards import (
     GENERATED_END,
     GENERATED_START,
@@ -41,6 +42,13 @@ def test_templates_are_packaged():
     text = load_template()
     assert "{{ repo_id }}" in text and "## Use" in text
     assert "## Compute" in load_template("model_card.md")
+
+
+def test_templates_are_found_from_an_uninstalled_source_tree(monkeypatch):
+    # A clone imported without installing it has cards/ but no `sgpo_curate.card_templates` package.
+    packaged = {name: load_template(name) for name in ("dataset_card.md", "model_card.md")}
+    monkeypatch.setattr(cards, "TEMPLATES", "sgpo_curate.not_installed_templates")
+    assert {name: load_template(name) for name in packaged} == packaged
 
 
 def test_card_yaml_loads_and_lists_every_config(tmp_path):
