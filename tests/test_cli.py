@@ -7,6 +7,8 @@ import argparse
 import dataclasses
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import curation_helpers as helpers  # tests/ is on pytest's pythonpath
 import pytest
 
-from sgpo_curate import __version__
+from sgpo_curate import __version__, cli
 from sgpo_curate.cli import build_parser, main
 from sgpo_curate.config import AdaptiveConfig, ProfileConfig, PromptConfig, SamplingConfig
 from sgpo_curate.curation import CurateConfig
@@ -214,3 +216,31 @@ def test_verbose_turns_on_debug_logging(tmp_path):
     assert logging.getLogger("sgpo_curate").level == logging.DEBUG
     assert main(["curate", str(profile_dir), "--out", str(tmp_path / "o")]) == 0
     assert logging.getLogger("sgpo_curate").level == logging.INFO
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every `sgpo-curate ...` command in the README's code blocks, as arguments after the program name
+    (continuation lines joined, optional `[--flag VALUE]` groups kept as given)."""
+    lines = (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
+    fences = [i for i, line in enumerate(lines) if line.startswith("```")]
+    commands = []
+    for start, end in zip(fences[::2], fences[1::2], strict=False):
+        for line in "\n".join(lines[start + 1 : end]).replace("\\\n", " ").splitlines():
+            for segment in line.split(" #", 1)[0].split("&&"):
+                words = shlex.split(segment.replace("[", "").replace("]", ""))
+                while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # OMP_NUM_THREADS=1 ...
+                    words.pop(0)
+                if words and words[0].endswith("sgpo-curate"):
+                    commands.append(words[1:])
+    return commands
+
+
+def test_every_readme_command_parses():
+    # A renamed flag must not leave the README behind: each documented command parses (nothing runs).
+    commands = _readme_commands()
+    assert len(commands) >= 10
+    for command in commands:
+        try:  # as `main` parses: a `--config` value is read as the YAML file it must be
+            cli._parse(build_parser(), command)
+        except (SystemExit, Exception):
+            pytest.fail(f"README command does not parse: sgpo-curate {shlex.join(command)}")
