@@ -25,14 +25,19 @@ def timed(fn: Callable[[], object], repeats: int = 1) -> float:
 
 def write_table(name: str, title: str, header: list[str], rows: list[list[object]], notes: str = "") -> str:
     """Print a markdown table and save it to `benchmarks/results/NAME.md` with the command that made it."""
+    text = table_markdown(title, header, rows, notes)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(text)
+    sys.stdout.write(text)
+    return text
+
+
+def table_markdown(title: str, header: list[str], rows: list[list[object]], notes: str = "") -> str:
+    """A titled markdown table, the command that made it (this script's argv) and notes."""
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     command = "python " + " ".join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
     lines += ["", f"Rerun: `{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores)."]
     if notes:
         lines += ["", notes]
-    text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.md").write_text(text)
-    sys.stdout.write(text)
-    return text
+    return "\n".join(lines) + "\n"

@@ -687,6 +687,10 @@ class Pools:
             },
             "profile_flops": self.profile_flops,
             "second_look_flops": self.second_look_flops,
+            # what the arms' curation read (strict k-sample profile; the second look of its p̂ = 0 queries):
+            # [id, num_correct, num_samples] per query, for `benchmarks/validate_simulator.py --study`
+            "counts": [[p.id, p.num_correct, p.num_samples] for p in self.pool],
+            "second_look_counts": [[p.id, p.num_correct, p.num_samples] for p in self.second_look.values()],
         }
 
 
@@ -740,12 +744,17 @@ def build_pools(settings: Settings, base: Path, work: Path, num_params: int) -> 
 PROFILE_COLUMNS = ("num_correct", "num_samples", "pass_rate", "group_size", "difficulty", "curriculum_rank")
 
 
-def arm_rows(arm: Arm, pools: Pools, settings: Settings, seed: int) -> list[dict[str, Any]]:
-    """The arm's training rows through `curate`, in training order; profile columns only if the arm pays for them."""
-    profiles = pools.pool
+def arm_profiles(arm: Arm, pools: Pools) -> list[QueryProfile]:
+    """The profiles the arm's curation reads: the first look, with the second look's samples appended for
+    `filter_2look`."""
     if arm.rows == "filter_2look":
-        profiles = [merged_second_look(p, pools.second_look.get(p.id)) for p in profiles]
-    config = CurateConfig(
+        return [merged_second_look(p, pools.second_look.get(p.id)) for p in pools.pool]
+    return pools.pool
+
+
+def arm_curation(arm: Arm, settings: Settings, seed: int) -> CurateConfig:
+    """The `curate` settings of the arm's rows (the run's seed picks the kept unsolvable queries)."""
+    return CurateConfig(
         rule=arm.rule or "uniform",
         g_min=settings.g_min,
         g_max=settings.g_max,
@@ -755,7 +764,25 @@ def arm_rows(arm: Arm, pools: Pools, settings: Settings, seed: int) -> list[dict
         order=arm.order,
         seed=seed,
     )
-    dataset = curate(profiles, config).dataset
+
+
+def curation_record(arm: Arm, settings: Settings) -> dict[str, Any]:
+    """What results.json says about an arm's allocation, enough to curate its rows again from the pool's counts
+    (`pools[mix]["counts"]`, plus `second_look_counts` when `profile` says so) and to tell offline arms from
+    those the trainer re-allocates while it runs (`trainer`: the arm's non-default fields)."""
+    config = asdict(arm_curation(arm, settings, seed=0))
+    del config["seed"], config["config_name"]  # the seed is the run's seed
+    return {
+        "curate_config": config,
+        "curate_seed": "the run's seed",
+        "profile": "first_and_second_look" if arm.rows == "filter_2look" else "first_look",
+        "trainer": arm.spec(),
+    }
+
+
+def arm_rows(arm: Arm, pools: Pools, settings: Settings, seed: int) -> list[dict[str, Any]]:
+    """The arm's training rows through `curate`, in training order; profile columns only if the arm pays for them."""
+    dataset = curate(arm_profiles(arm, pools), arm_curation(arm, settings, seed)).dataset
     keep = ["id", "prompt", "answer"] + (list(PROFILE_COLUMNS) if arm.uses_profile else [])
     return [{name: row[name] for name in keep} for row in dataset]
 
@@ -1000,6 +1027,7 @@ def train_and_evaluate(job: Job) -> dict[str, Any]:
         "totals": trainer.compute_ledger.totals(),
         **zero_advantage_shares(trainer.state.log_history),
         "hopeless_rollout_share": hopeless_share(trainer.planner.trace, [r["id"] for r in rows]),
+        **signal_shares(trainer.planner.trace),
         "prior_tokens": job.prior_tokens,
     }
 
@@ -1078,6 +1106,20 @@ def zero_advantage_shares(log_history: list[dict[str, Any]]) -> dict[str, float]
         ],
         "trained_rollouts_frac": statistics.fmean(trained) if trained else 1.0,
     }
+
+
+def signal_shares(trace: list[dict[str, Any]]) -> dict[str, Any]:
+    """Measured gradient signal per generated rollout, sum over groups of s·f/(s + f) over their rollouts (an
+    unbiased estimate of (G - 1)·p(1-p) per group, what `sgpo_curate.simulate` predicts), over the run and by
+    fifth of its groups."""
+    groups = [(t["successes"], t["failures"]) for t in trace if t["successes"] + t["failures"] > 0]
+
+    def signal(part: list[tuple[float, float]]) -> float:
+        rollouts = sum(s + f for s, f in part)
+        return sum(s * f / (s + f) for s, f in part) / rollouts if rollouts else math.nan
+
+    fifths = [groups[i * len(groups) // 5 : (i + 1) * len(groups) // 5] for i in range(5)]
+    return {"signal_per_rollout": signal(groups), "signal_by_fifth": [signal(part) for part in fifths]}
 
 
 def hopeless_share(trace: list[dict[str, Any]], ids: list[str]) -> float:
@@ -1271,6 +1313,11 @@ def summarize_arm(arm_runs: list[dict], grpo_runs: list[dict], settings: Setting
     out["zero_adv_by_fifth"] = [
         statistics.fmean(v) for v in zip(*(r["zero_adv_by_fifth"] for r in arm_runs), strict=True)
     ]
+    if all("signal_per_rollout" in r for r in arm_runs):  # runs cached before it was recorded lack it
+        out["signal_per_rollout"] = [r["signal_per_rollout"] for r in arm_runs]
+        out["signal_by_fifth"] = [
+            statistics.fmean(v) for v in zip(*(r["signal_by_fifth"] for r in arm_runs), strict=True)
+        ]
     for name in (
         "total_flops",
         "training_flops",
@@ -1551,6 +1598,7 @@ def run_study(settings: Settings) -> dict[str, Any]:
         "environment": environment(settings),
         "base": study.base_meta,
         "pools": {mix: pools.summary() for mix, pools in study.pools.items()},
+        "curation": {name: curation_record(ARMS[name], settings) for name in settings.arms},
         "gate": runner.gate,
     }
     if not runner.stopped:

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -171,6 +172,33 @@ def test_quick_writes_gate_and_headline_in_the_issue_schema(quick):
     assert ("Gate (passed)" in table) == head["gate"]["passed"] and "`sgpo`" in table
     if not head["gate"]["passed"]:
         assert "--no-gate-stop: the ratios below mean nothing" in table
+
+
+def test_quick_results_carry_what_the_simulator_validation_reads(quick):
+    """Each pool's per-query counts, each arm's curation and each run's measured signal per rollout, which
+    `benchmarks/validate_simulator.py --study` turns into a prediction per offline arm."""
+    out, results, _ = quick
+    settings = results["settings"]
+    pool = results["pools"][settings["main_mix"]]
+    assert len(pool["counts"]) == settings["pool_size"] and all(
+        n == settings["k"] for _, _, n in pool["counts"]
+    )
+    assert {i for i, _, _ in pool["second_look_counts"]} == {i for i, c, _ in pool["counts"] if c == 0}
+    assert set(results["curation"]) == set(settings["arms"])
+    for run in results["runs"]:
+        assert 0.0 <= run["signal_per_rollout"] <= 0.25, run["arm"]  # s·f/(s+f) <= (s+f)/4 per group
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        "validate_simulator", ROOT / "benchmarks" / "validate_simulator.py"
+    )
+    validator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(validator)
+    rows, skipped = validator.study_rows(out)
+    assert {r["arm"] for r in rows} == {"grpo", "grpo_drop", "sgpo"} and set(skipped) == {"online_knapsack"}
+    for row in rows:
+        assert row["measured"]["signal_per_rollout"] == pytest.approx(
+            statistics.fmean(results["summary"][row["pool"]][row["arm"]]["signal_per_rollout"])
+        )
 
 
 def test_quick_curves_and_compute_are_consistent(quick):
