@@ -9,6 +9,7 @@ model writes `\\boxed`, tokens and time. The quickstart's default is the candida
 (`sgpo_curate.pipeline.DEFAULT_DATASET` with `QUICKSTART_PROMPT`), so this measures what ships.
 
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/bench_quickstart_prompts.py [--queries 16] [--k 4]
+    .venv/bin/python benchmarks/bench_quickstart_prompts.py --report-only --readme README.md   # re-render only
 
 Writes `benchmarks/results/quickstart_prompts.md` (the table) and `quickstart_prompts.json` (per-query
 counts, and the completions of the shipped default, which `tests/test_pipeline.py` re-scores). SmolLM2
@@ -21,8 +22,9 @@ import argparse
 import json
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from common import RESULTS, write_table
+from common import RESULTS, readme_markers, rewrite_readme_block, write_table
 
 from sgpo_curate import pipeline
 from sgpo_curate.config import PromptConfig, SamplingConfig
@@ -179,8 +181,23 @@ def main() -> None:
         default=DEFAULT_RUN,
         help=f"Candidate names to run; all: {', '.join(c.name for c in CANDIDATES)}.",
     )
+    parser.add_argument(
+        "--readme", help="README whose marked quickstart block is rewritten from the results."
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="Measure nothing: re-render from quickstart_prompts.json."
+    )
     args = parser.parse_args()
+    if args.report_only:
+        results = json.loads((RESULTS / "quickstart_prompts.json").read_text())
+        write_results(results, args)
+    else:
+        results = run(args)
+    if args.readme:
+        rewrite_readme_block(Path(args.readme), README_MARKERS, readme_block(results))
 
+
+def run(args: argparse.Namespace) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
@@ -198,6 +215,53 @@ def main() -> None:
     finally:
         for verifier in verifiers.values():
             verifier.close()
+    return results
+
+
+README_MARKERS = readme_markers("bench_quickstart_prompts", "benchmarks/bench_quickstart_prompts.py")
+
+
+def readme_block(results: list[dict]) -> str:
+    """The README's account of what command 1 shows, from the measured candidates (none typed by hand)."""
+    by_name = {r["name"]: r for r in results}
+    shipped = by_name["quickstart"]
+    bins = " | ".join(str(v) for v in shipped["strict_histogram"].values())
+    lines = [
+        f"| p̂ of the {shipped['queries']} queries (k={shipped['k']}) | 0 | (0, .25] | (.25, .5] | (.5, .75] "
+        "| (.75, 1) | 1 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| queries | {bins} |",
+        "",
+        f"{shipped['strict_between']} queries lie strictly between 0 and 1; {shipped['strict_correct']} of "
+        f"{shipped['samples']} samples are correct, and TRL's `accuracy_reward` on the published `solution` "
+        f"column gives {shipped['trl_correct']}, with {shipped['trl_disagreements']} disagreements sample by "
+        "sample (a test re-scores the recorded completions). By level (correct / samples): "
+        + ", ".join(f"level {level} {c}/{n}" for level, (c, n) in sorted(_by_level(shipped).items()))
+        + ".",
+    ]
+    contrasts = [
+        ("arith-zero-shot", "without the worked example"),
+        ("arith-one-step-example-t1.0", "at temperature 1 (TRL's default)"),
+        ("mawps-zero-shot-t1.0", "the previous default (MAWPS single-op, no example, temperature 1)"),
+        ("mawps-with-shipped-prompt", "MAWPS single-op with the shipped prompt"),
+    ]
+    sentences = [
+        f"{what}: {r['strict_correct']} of {r['samples']} correct under the strict reward "
+        f"({r['lenient_correct']} under lenient, any last number), {r['strict_between']} queries in between"
+        for name, what in contrasts
+        if (r := by_name.get(name))
+    ]
+    if sentences:
+        lines += ["", "The same model and queries, one setting changed: " + "; ".join(sentences) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _by_level(result: dict) -> dict[object, tuple[int, int]]:
+    counts: dict[object, tuple[int, int]] = {}
+    for query in result["per_query"]:
+        correct, samples = counts.get(query["level"], (0, 0))
+        counts[query["level"]] = (correct + query["strict"], samples + result["k"])
+    return counts
 
 
 def write_results(results: list[dict], args: argparse.Namespace) -> None:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import write_table
+from common import RESULTS, readme_markers, rewrite_readme_block, write_table
 
 from sgpo_curate.config import ProfileConfig, SamplingConfig
 from sgpo_curate.models import save_tiny_model
@@ -147,8 +148,41 @@ def main() -> None:
     parser.add_argument("--plan-k", type=int, default=8)
     parser.add_argument("--plan-completion-tokens", type=int, default=512)
     parser.add_argument("--plan-batch-queries", type=int, default=256)
+    parser.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="Measure nothing: re-render the plan in ray.md from its measured Ray overhead (after a change "
+        "to the plan's inputs).",
+    )
+    parser.add_argument("--readme", help="README whose marked plan block is rewritten.")
     args = parser.parse_args()
+    if args.plan_only:
+        rewrite_plan(args)
+    else:
+        measure(args)
+    if args.readme:
+        plan = (RESULTS / "ray.md").read_text().split(PLAN_HEADING, 1)[1].split("\n", 1)[1]
+        rewrite_readme_block(Path(args.readme), README_MARKERS, plan.strip())
 
+
+PLAN_HEADING = "#### Plan:"
+README_MARKERS = readme_markers("bench_ray plan", "benchmarks/bench_ray.py")
+_OVERHEAD = re.compile(r"\(([0-9.]+) s each, start-up included\)")
+
+
+def rewrite_plan(args: argparse.Namespace) -> None:
+    """Replace the plan section of ray.md, keeping its measured part and the overhead it measured."""
+    text = (RESULTS / "ray.md").read_text()
+    found = _OVERHEAD.search(text)
+    if PLAN_HEADING not in text or found is None:
+        raise SystemExit(
+            "benchmarks/results/ray.md has no measured plan: run the benchmark without --plan-only"
+        )
+    measured = text.split(PLAN_HEADING, 1)[0]
+    (RESULTS / "ray.md").write_text(measured + plan_text(args, float(found.group(1))) + "\n")
+
+
+def measure(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
     import ray
     import torch

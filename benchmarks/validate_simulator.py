@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, table_markdown
+from common import RESULTS, rewrite_readme_block, table_markdown
 from toy_addition import ExactAnswer, toy_pool, train_toy
 
 from sgpo_curate.config import ProfileConfig, SamplingConfig
@@ -540,13 +540,8 @@ def write_section(name: str, payload: dict[str, Any], markdown: str) -> None:
 
 def rewrite_readme(readme: Path, markdown: str) -> None:
     """Replace the README's marked study-validation block with the generated section (its title dropped)."""
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise SystemExit(f"{readme}: add the lines\n{README_START}\n{README_END}\nwhere the table goes")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
     body = markdown.split("\n", 2)[2]  # drop the '### title' line and the blank after it
-    readme.write_text(f"{head}{README_START}\n{body}{README_END}{tail}")
+    rewrite_readme_block(readme, (README_START, README_END), body)
 
 
 def main() -> None:

@@ -129,3 +129,25 @@ def test_quickstart_with_the_bundled_model_spreads_under_the_strict_reward(tmp_p
     counts = raw["num_correct"]
     assert sum(0 < c < pipeline.DEFAULT_SAMPLING.k for c in counts) >= 3
     assert _trl_counts(raw) == counts
+
+
+def test_readme_reports_the_recorded_quickstart_profile():
+    """The README's account of command 1 is the block the benchmark generates from its recorded results,
+    so a rerun of the benchmark that is not carried into the README fails here."""
+    import importlib.util
+    import sys
+
+    benchmarks = RECORDED.parents[1]
+    sys.path.insert(0, str(benchmarks))  # the benchmark imports its neighbour `common` by name
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "bench_quickstart_prompts", benchmarks / "bench_quickstart_prompts.py"
+        )
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(benchmarks))
+    start, end = bench.README_MARKERS
+    readme = (benchmarks.parent / "README.md").read_text()
+    block = readme.split(start, 1)[1].split(end, 1)[0].strip()
+    assert block == bench.readme_block(json.loads(RECORDED.read_text())).strip()
