@@ -36,11 +36,24 @@ def table_markdown(title: str, header: list[str], rows: list[list[object]], note
     """A titled markdown table, the command that made it (this script's argv) and notes."""
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    command = "python " + " ".join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    command = "python " + " ".join([f"benchmarks/{Path(sys.argv[0]).name}", *_measuring_args(sys.argv[1:])])
     lines += ["", f"Rerun: `{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores)."]
     if notes:
         lines += ["", notes]
     return "\n".join(lines) + "\n"
+
+
+def _measuring_args(argv: list[str]) -> list[str]:
+    """The arguments that measure: a re-render (`--report-only`, `--plan-only`, `--readme FILE`) reran nothing."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg in ("--report-only", "--plan-only"):
+            skip = False
+        elif arg == "--readme":
+            skip = True
+        elif not arg.startswith("--readme="):
+            kept.append(arg)
+    return kept
 
 
 def readme_markers(name: str, script: str) -> tuple[str, str]:

@@ -144,6 +144,7 @@ def test_readme_reports_the_recorded_quickstart_profile():
             "bench_quickstart_prompts", benchmarks / "bench_quickstart_prompts.py"
         )
         bench = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = bench  # its dataclasses resolve their module by name
         spec.loader.exec_module(bench)
     finally:
         sys.path.remove(str(benchmarks))
