@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from pathlib import Path
 
 import curation_helpers as helpers  # tests/ is on pytest's pythonpath
 import pytest
@@ -297,3 +298,13 @@ def test_a_rewritten_folder_loads_its_new_rows(tmp_path):
     second = load_dataset(str(out), "tiny-llama", split="train", cache_dir=cache)
     assert len(first) == len(second) and first["group_size"] != second["group_size"]
     assert second.to_list() == result.dataset.to_list()
+
+
+def test_readme_and_card_name_every_published_column():
+    from sgpo_curate.dataset_folder import COLUMNS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = re.search(r"with the columns `([^`]*)`", readme).group(1).replace("\n", " ")
+    assert [c.strip() for c in listed.split(",")] == list(COLUMNS)
+    card = load_template()
+    assert all(f"| `{column}` |" in card for column in COLUMNS)
