@@ -48,6 +48,10 @@ def test_templates_are_packaged():
 def test_templates_are_found_from_an_uninstalled_source_tree(monkeypatch):
     # A clone imported without installing it has cards/ but no `sgpo_curate.card_templates` package.
     packaged = {name: load_template(name) for name in ("dataset_card.md", "model_card.md")}
+    repository = Path(__file__).resolve().parents[1]
+    if Path(cards.__file__).resolve().is_relative_to(repository):  # imported from this clone, not a wheel
+        assert cards.SOURCE_TREE_TEMPLATES == repository / "cards"
+    monkeypatch.setattr(cards, "SOURCE_TREE_TEMPLATES", repository / "cards")
     monkeypatch.setattr(cards, "TEMPLATES", "sgpo_curate.not_installed_templates")
     assert {name: load_template(name) for name in packaged} == packaged
 
