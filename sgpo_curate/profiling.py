@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -802,8 +803,12 @@ def load_profiles(profile_dir: str | os.PathLike, completions: bool = False) -> 
     """
     import pyarrow.parquet as pq
 
-    path = Path(profile_dir)
-    path = path / PROFILES_FILE if path.is_dir() else path
+    given = Path(profile_dir)
+    if not given.exists():
+        raise FileNotFoundError(
+            f"no profiling folder or file at {given}: pass the --out folder of `sgpo-curate profile`"
+        )
+    path = given / PROFILES_FILE if given.is_dir() else given
     if not path.exists():
         raise FileNotFoundError(f"no {PROFILES_FILE} at {path}; run `sgpo-curate merge {path.parent}` first")
     wanted = [*PROFILE_COLUMNS, "completions"] if completions else list(PROFILE_COLUMNS)
@@ -895,11 +900,16 @@ def profile_dataset(
         if verifier_name != "math":
             raise InputError(f"--math-extraction applies to the math verifier, not {verifier_name!r}")
         options["extraction"] = math_extraction
+    # The first row is read before the model loads, so a wrong column mapping or instruction fails in
+    # seconds, not after minutes of loading a large model.
+    records = source.records(prompt or PromptConfig())
+    first = next(records, None)
+    records = itertools.chain([] if first is None else [first], records)
     verifier_obj = get_verifier(verifier_name, **options)
     sampler_obj = engine.make_sampler(sampler, model)
     try:
         return profile(
-            source.records(prompt or PromptConfig()),
+            records,
             sampler_obj,
             verifier_obj,
             config,

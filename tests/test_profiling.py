@@ -505,3 +505,25 @@ def test_adaptive_prior_is_fitted_from_a_pilot_folder(finished, tmp_path):
     assert prior != BetaMixture.flat() and sum(w for w, _, _ in prior.components) == pytest.approx(1)
     with pytest.raises(FileNotFoundError, match="no such profiling folder"):
         load_prior(str(tmp_path / "missing"))
+
+
+def test_load_profiles_says_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no profiling folder or file at .*pass the --out folder"):
+        load_profiles(tmp_path / "typo")
+    (tmp_path / "unmerged").mkdir()
+    with pytest.raises(FileNotFoundError, match="run `sgpo-curate merge .*unmerged` first"):
+        load_profiles(tmp_path / "unmerged")
+
+
+def test_a_wrong_column_mapping_fails_before_the_model_loads(tmp_path):
+    from sgpo_curate.errors import InputError
+    from sgpo_curate.profiling import profile_dataset
+
+    data = tmp_path / "problems.jsonl"
+    data.write_text('{"q": "1+1", "a": "2"}\n')
+    # The model does not exist: the column error must come first, naming the columns the data has.
+    with pytest.raises(InputError, match=r"column\(s\) not found.*\['a', 'q'\]"):
+        profile_dataset(
+            str(data), str(tmp_path / "no-such-model"), ProfileConfig(out_dir=str(tmp_path / "out"))
+        )
+    assert not (tmp_path / "out").exists()
