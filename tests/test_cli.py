@@ -186,7 +186,7 @@ def test_a_bug_keeps_its_traceback_and_bad_input_does_not(tmp_path):
     assert (
         missing.returncode == 2
         and "Traceback" not in missing.stderr
-        and "no profiles.parquet" in missing.stderr
+        and "no profiling folder or file at" in missing.stderr
     )
 
 
