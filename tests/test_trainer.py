@@ -255,6 +255,10 @@ TWO_PROCESS_SCRIPT = textwrap.dedent(
     trainer.train()
     rank = trainer.accelerator.process_index
     Path({out!r}, f"rank{{rank}}.json").write_text(json.dumps({{"captured": trainer.captured, "calls": reward.calls}}))
+    # A gloo group left alive at interpreter exit can abort a process ("terminate called without an active
+    # exception", seen once in CI after both ranks had finished): close it as a launcher script should.
+    trainer.accelerator.wait_for_everyone()
+    torch.distributed.destroy_process_group()
     """
 )
 
