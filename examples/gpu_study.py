@@ -121,7 +121,7 @@ class Settings:
     warmup_steps: int = 5
     max_completion_length: int = 128
     # The quickstart's measured choice: at 0.5 this model's pass rates on `arithmetic` spread across (0, 1)
-    # (17 / 11 / 4 of 32 at p̂ = 0 / between / 1, k = 4); at 1.0, 19 of 24 were at p̂ = 0.
+    # far more than at 1.0 (benchmarks/results/quickstart_prompts.md has the measured histograms).
     temperature: float = 0.5
     eval_every: int = 10
     eval_samples: int = 4

@@ -5,8 +5,9 @@
 SmolLM2-135M-Instruct on 32 generated arithmetic word problems in graded levels (`sources/synthetic.py`),
 k=4 at temperature 0.5, each problem after one worked example that ends in "The final answer is
 \\boxed{5}.", scored by the strict math reward (TRL's `accuracy_reward`). `benchmarks/bench_quickstart_prompts.py`
-measured the candidates and keeps the numbers: without the worked example this model solves nothing under
-that reward, on these problems or on MAWPS; with it, 11 of 32 queries land strictly between 0 and 1. The
+measured the candidates and keeps the numbers (`benchmarks/results/quickstart_prompts.md`): without the
+worked example this model solves nothing under that reward, on these problems or on MAWPS; with it, a
+third to a half of the queries land strictly between 0 and 1. The
 generated levels make the difficulty explicit (one operation is often solved, three almost never);
 `--dataset mawps-singleop` (or any source) is one flag away.
 """
